@@ -1,0 +1,84 @@
+"""The ``fedmed-lab`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fedmed_lab import course
+from fedmed_lab.kernel import KERNEL_NAME, install_kernel
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _cmd_install_kernel(args: argparse.Namespace) -> int:
+    path = install_kernel(args.prefix)
+    print(f"installed kernel {KERNEL_NAME!r} in {path}")
+    return 0
+
+
+def _cmd_run_course(args: argparse.Namespace) -> int:
+    notebooks = [Path(p) for p in args.notebooks] or course.find_chapter_notebooks(Path(args.notebook_dir))
+    if not notebooks:
+        print(f"no chapter notebooks found in {args.notebook_dir}", file=sys.stderr)
+        return 2
+    missing = [str(p) for p in notebooks if not p.is_file()]
+    if missing:
+        print(f"notebook not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results = course.run_course(notebooks, Path(args.output_dir), jobs=args.jobs, cell_timeout=args.cell_timeout)
+    print(course.format_results(results))
+    failed = [r for r in results if r.status != "ok"]
+    print(f"\n{len(results) - len(failed)} of {len(results)} notebooks ran; executed copies are in {args.output_dir}/")
+    return 1 if failed else 0
+
+
+def _cmd_execute_notebooks(args: argparse.Namespace) -> int:
+    if not args.in_place:
+        print("execute-notebooks overwrites the notebooks it runs; pass --in-place to confirm", file=sys.stderr)
+        return 2
+    for name in args.notebooks:
+        print(f"executing {name}", flush=True)
+        course.execute_in_place(Path(name), cell_timeout=args.cell_timeout)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedmed-lab", description="Run and check the fedmed-lab course.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kernel = commands.add_parser("install-kernel", help=f"register the {KERNEL_NAME!r} Jupyter kernel")
+    kernel.add_argument("--prefix", help="environment prefix to install into (default: the running Python's)")
+    kernel.set_defaults(handler=_cmd_install_kernel)
+
+    run = commands.add_parser("run-course", help="execute every chapter notebook and print a results table")
+    run.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered notebook)")
+    run.add_argument("--notebook-dir", default="notebooks", help="folder of chapter notebooks (default: notebooks)")
+    run.add_argument("--output-dir", default="build/course", help="where executed copies go (default: build/course)")
+    run.add_argument("--jobs", type=_positive_int, help="notebooks run at once (default: one per core)")
+    run.add_argument("--cell-timeout", type=_positive_int, default=course.DEFAULT_CELL_TIMEOUT,
+                     help="seconds one cell may run before it fails (default: %(default)s)")
+    run.set_defaults(handler=_cmd_run_course)
+
+    execute = commands.add_parser("execute-notebooks", help="re-execute notebooks and store their outputs in place")
+    execute.add_argument("notebooks", nargs="+", help="notebook files to re-execute")
+    execute.add_argument("--in-place", action="store_true", help="overwrite each notebook with its executed version")
+    execute.add_argument("--cell-timeout", type=_positive_int, default=course.DEFAULT_CELL_TIMEOUT,
+                         help="seconds one cell may run before it fails (default: %(default)s)")
+    execute.set_defaults(handler=_cmd_execute_notebooks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
