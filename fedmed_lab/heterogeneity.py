@@ -151,6 +151,19 @@ def fedavg_fixed_point(datasets, *, epochs: int, learning_rate: float, proximal_
     return np.linalg.solve(np.eye(d) - average_P, average_c)
 
 
+def fedavg_contraction(datasets, *, epochs: int, learning_rate: float, proximal_mu: float = 0.0) -> float:
+    """Return the spectral radius of ``sum_k p_k P_k``, the per-round contraction of FedAvg.
+
+    The distance to the fixed point shrinks by about this factor each round,
+    so ``-1 / log(radius)`` rounds reduce it by a factor e. A value near 1
+    means slow convergence; a larger ``proximal_mu`` pushes it toward 1.
+    """
+    weights = _weights(datasets)
+    average_P = sum(p * local_affine_map(X, y, epochs=epochs, learning_rate=learning_rate,
+                                         proximal_mu=proximal_mu)[0] for p, (X, y) in zip(weights, datasets))
+    return float(np.max(np.abs(np.linalg.eigvals(average_P))))
+
+
 def client_drift(datasets, *, epochs: int, learning_rate: float, proximal_mu: float = 0.0) -> float:
     """Return ``||w_fedavg - w_pooled|| / ||w_pooled||`` for the FedAvg fixed point."""
     pooled = pooled_least_squares(datasets)

@@ -9,6 +9,7 @@ from fedmed_lab.data import default_federation, make_risk_cohorts
 from fedmed_lab.heterogeneity import (
     client_drift,
     drift_grid,
+    fedavg_contraction,
     fedavg_fixed_point,
     local_affine_map,
     make_drift_sites,
@@ -144,3 +145,22 @@ def test_site_metric_summary_worst_site():
     per_site = [summary[h.site_id] for h in hospitals]
     assert summary["min"] == min(per_site)
     assert summary["mean"] == pytest.approx(np.mean(per_site))
+
+
+def test_contraction_predicts_round_error():
+    datasets = _drift_sites(heterogeneity=0.3)
+    radius = fedavg_contraction(datasets, epochs=5, learning_rate=0.5)
+    fixed_point = fedavg_fixed_point(datasets, epochs=5, learning_rate=0.5)
+    hospitals = [Hospital(f"s{k}", X, y) for k, (X, y) in enumerate(datasets)]
+    history = run_federated(hospitals, LinearRegression(), rounds=60, local=LocalTrainingConfig(epochs=5, learning_rate=0.5),
+                            rng=np.random.default_rng(0))
+    errors = [np.linalg.norm(r.parameters - fixed_point) for r in history.rounds]
+    # The error ratio over the last rounds approaches the spectral radius.
+    assert errors[-1] / errors[-2] == pytest.approx(radius, rel=1e-3)
+
+
+def test_fedprox_slows_contraction():
+    datasets = _drift_sites(heterogeneity=0.3)
+    radii = [fedavg_contraction(datasets, epochs=20, learning_rate=0.5, proximal_mu=mu) for mu in (0.0, 0.1, 1.0)]
+    assert radii == sorted(radii)
+    assert radii[-1] < 1.0
