@@ -3,9 +3,9 @@
 The chapter 1 identity ``grad L = sum_k (n_k / N) grad L_k`` holds only when
 every site responds. When a set S responds, the coordinator can renormalize
 over S, ``sum_{k in S} n_k grad L_k / sum_{k in S} n_k``, which is the
-gradient of the pooled loss of the responding patients only; its error
-against the full gradient is small when the absent sites hold few patients
-and large when their data differs and they hold many. Dividing the
+gradient of the pooled loss of the responding patients only. Its error
+against the full gradient is small when the absent sites have few patients,
+and large when they have many whose data differs. Dividing the
 responding sum by the full N instead shrinks the gradient by the missing
 share, and the unweighted mean ignores n_k entirely.
 """
@@ -158,7 +158,7 @@ def per_site_losses(hospitals: Sequence[Hospital], model, history: TrainingHisto
     Returns
     -------
     ndarray of shape (rounds - burn_in, K)
-        Row t holds ``L_k`` of the parameters after round ``burn_in + t + 1``,
+        Row t contains ``L_k`` of the parameters after round ``burn_in + t + 1``,
         in the order of ``hospitals``.
     """
     burn_in = check_non_negative_int(burn_in, "burn_in")

@@ -12,8 +12,8 @@ drift can be computed exactly (:func:`fedavg_fixed_point`).
 FedProx (Li et al., MLSys 2020, arXiv:1812.06127) adds
 ``(mu / 2) ||w - w_global||^2`` to each local objective, which
 :class:`~fedmed_lab.training.LocalTrainingConfig` implements as
-``proximal_mu``; a larger mu keeps local models near the broadcast one and
-shrinks the drift, at the price of slower progress per round.
+``proximal_mu``. A larger mu keeps local models near the broadcast one, so
+the drift shrinks, but each round makes less progress.
 
 Personalization here is local fine-tuning: each site continues training the
 global model on its own records and keeps the result.

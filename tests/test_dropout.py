@@ -42,7 +42,7 @@ def test_all_responding_is_exact(chapter_draw):
 
 
 def test_weighting_choices_differ():
-    # Mid-sized sites with different data, so each wrong weighting changes the answer.
+    # Mid-sized sites with different data, so each wrong weighting changes the result.
     experiment = make_linear_sites([30, 300, 120], np.random.default_rng(4), shift_scale=1.0)
     errors = dropout_gradient_errors(experiment, [1, 2])
     values = [errors.weighted_responding, errors.unweighted_responding, errors.divided_by_full_n]
