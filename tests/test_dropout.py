@@ -89,7 +89,7 @@ def test_expected_error_rejects_probability_outside_unit_interval(chapter_draw):
         expected_dropout_error(chapter_draw, 1.5)
 
 
-@pytest.mark.parametrize(("largest", "small"), [(1000, 10), (90000, 1000), (1000, 1000)])
+@pytest.mark.parametrize(("largest", "small"), [(1000, 10), (90000, 10), (90000, 1000), (1000, 1000)])
 def test_widget_size_extremes(largest, small):
     result = expected_dropout_error(imbalance_experiment(largest, small), 0.5)
     assert np.isfinite(result["expected_error"])

@@ -196,3 +196,23 @@ def test_sampling_in_driver_records_empty_rounds():
     empty = history.empty_rounds
     assert 0 < len(empty) < 20
     assert all(history.rounds[r - 1].participants == () for r in empty)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=90_000), min_size=2, max_size=6),
+    st.integers(min_value=0, max_value=2**31),
+    st.floats(min_value=0.2, max_value=1.0),
+)
+def test_importance_sampling_reweighted_is_unbiased(sizes, seed, budget_fraction):
+    sites = [f"s{k}" for k in range(len(sizes))]
+    site_sizes = dict(zip(sites, sizes))
+    rng = np.random.default_rng(seed)
+    vectors = {s: rng.normal(size=2) for s in sites}
+    scores = {s: float(np.linalg.norm(v)) + 1e-3 for s, v in vectors.items()}
+    pi = inclusion_probabilities(site_sizes, scheme="importance", expected_sites=budget_fraction * len(sites),
+                                 scores=scores)
+
+    moments = exact_moments(vectors, site_sizes, pi)
+    assert moments.bias <= 1e-9 * max(1.0, float(np.linalg.norm(moments.target)))
+    np.testing.assert_allclose(moments.target, _target(vectors, site_sizes), rtol=1e-12, atol=1e-15)
