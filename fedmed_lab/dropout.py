@@ -107,10 +107,11 @@ def expected_dropout_error(experiment: LinearExperiment, drop_probability: float
     Returns
     -------
     dict
-        ``"expected_error"`` of the renormalized aggregate and its
-        ``"worst_error"`` over the patterns with non-zero probability, ``"unweighted_error"`` of the unweighted mean over all
-        sites (for scale), and ``"all_absent_probability"``, the chance that
-        only the largest site responds.
+        ``"expected_error"`` of the renormalized aggregate, its
+        ``"worst_error"`` over the patterns with non-zero probability,
+        ``"unweighted_error"`` of the unweighted mean over all sites (for
+        scale), and ``"all_absent_probability"``, the chance that only the
+        largest site responds.
     """
     drop_probability = check_probability(drop_probability, "drop_probability")
     model = LinearRegression()

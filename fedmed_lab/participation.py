@@ -169,7 +169,10 @@ class DeadlineParticipation:
 
     def select(self, server_round: int, site_ids: Sequence[str], rng: np.random.Generator) -> list[str]:
         times = self.compute_times(site_ids)
-        slowdown = np.exp(self.jitter * rng.standard_normal(len(site_ids))) if self.jitter > 0 else np.ones(len(site_ids))
+        if self.jitter > 0:
+            slowdown = np.exp(self.jitter * rng.standard_normal(len(site_ids)))
+        else:
+            slowdown = np.ones(len(site_ids))
         return [site for site, factor in zip(site_ids, slowdown) if times[site] * factor <= self.deadline]
 
     def __repr__(self) -> str:

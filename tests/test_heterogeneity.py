@@ -152,8 +152,8 @@ def test_contraction_predicts_round_error():
     radius = fedavg_contraction(datasets, epochs=5, learning_rate=0.5)
     fixed_point = fedavg_fixed_point(datasets, epochs=5, learning_rate=0.5)
     hospitals = [Hospital(f"s{k}", X, y) for k, (X, y) in enumerate(datasets)]
-    history = run_federated(hospitals, LinearRegression(), rounds=60, local=LocalTrainingConfig(epochs=5, learning_rate=0.5),
-                            rng=np.random.default_rng(0))
+    config = LocalTrainingConfig(epochs=5, learning_rate=0.5)
+    history = run_federated(hospitals, LinearRegression(), rounds=60, local=config, rng=np.random.default_rng(0))
     errors = [np.linalg.norm(r.parameters - fixed_point) for r in history.rounds]
     # The error ratio over the last rounds approaches the spectral radius.
     assert errors[-1] / errors[-2] == pytest.approx(radius, rel=1e-3)
