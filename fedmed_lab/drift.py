@@ -479,6 +479,13 @@ class DriftTimeline:
         """Alerts per site and month from the calibrated PSI thresholds."""
         return np.any(np.nan_to_num(self.psi - self.psi_thresholds, nan=-1.0) > 0, axis=2)
 
+    def ks_ratio(self) -> np.ndarray:
+        """Return the largest ``D / threshold`` over features, shape (num_sites, num_months); NaN before monitoring."""
+        ratio = np.full(self.ks.shape[:2], np.nan)
+        monitored = slice(self.reference_months, None)
+        ratio[:, monitored] = np.max(self.ks[:, monitored] / self.ks_thresholds[:, monitored], axis=2)
+        return ratio
+
     def rule_of_thumb_alerts(self, cutoff: float = 0.25) -> np.ndarray:
         """Alerts per site and month from a fixed PSI cutoff that ignores sample size."""
         return np.any(np.nan_to_num(self.psi, nan=-1.0) > cutoff, axis=2)

@@ -216,3 +216,10 @@ def test_deployment_reproducible_from_seed():
     first = drift.drift_strength_scan(0.4, seed=11)
     second = drift.drift_strength_scan(0.4, seed=11)
     np.testing.assert_array_equal(first.psi, second.psi)
+
+
+def test_ks_ratio_above_one_exactly_at_alerts():
+    timeline = drift.drift_strength_scan(0.4, seed=3)
+    ratio = timeline.ks_ratio()
+    assert np.all(np.isnan(ratio[:, :3]))
+    np.testing.assert_array_equal(ratio[:, 3:] > 1.0, timeline.ks_alerts[:, 3:])
