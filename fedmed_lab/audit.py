@@ -21,6 +21,7 @@ deterministic run gives the same hashes on every machine.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -179,9 +180,9 @@ def _find_misplaced(entries: Sequence[AuditEntry], position: int) -> Finding:
                        f"entry {entry.index} is at position {position}, before entry {position}, which appears at "
                        f"position {where}: entries were reordered")
     if entry.index > position:
+        missing = f"entry {position} is" if entry.index == position + 1 else f"entries {position} to {entry.index - 1} are"
         return Finding("removed", position, position,
-                       f"entries {position} to {entry.index - 1} are missing: position {position} holds entry "
-                       f"{entry.index}")
+                       f"{missing} missing: position {position} holds entry {entry.index}")
     return Finding("reordered", position, entry.index,
                    f"entry {entry.index} appears again or late, at position {position}: entries were reordered "
                    "or duplicated")
@@ -230,6 +231,43 @@ def verify_chain(entries: Sequence[AuditEntry], *, expected_head: str | None = N
             f"the chain ends at hash {previous[:12]} but the sites stored {expected_head[:12]}: the log was "
             "rewritten or its newest entries removed"))
     return VerificationResult(True, len(entries), previous)
+
+
+TAMPERINGS = ("alter", "alter and rehash", "remove", "swap with next", "truncate")
+
+
+def tamper(entries: Sequence[AuditEntry], kind: str, position: int) -> list[AuditEntry]:
+    """Return a copy of ``entries`` with one tampering at ``position``, for teaching and tests.
+
+    ``"alter"`` changes the payload and keeps the stored hash; ``"alter and
+    rehash"`` also recomputes that entry's hash; ``"remove"`` deletes the
+    entry; ``"swap with next"`` exchanges it with the following one;
+    ``"truncate"`` drops it and every later entry.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind`` or a ``position`` outside the log (the last
+        entry has no next one to swap with).
+    """
+    if kind not in TAMPERINGS:
+        raise ValueError(f"kind must be one of {list(TAMPERINGS)}, got {kind!r}")
+    last = len(entries) - (2 if kind == "swap with next" else 1)
+    if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not 0 <= position <= last:
+        raise ValueError(f"position must be an entry index from 0 to {last} for {kind!r}, got {position!r}")
+    copy = list(entries)
+    if kind in ("alter", "alter and rehash"):
+        changed = dataclasses.replace(copy[position], payload={**copy[position].payload, "tampered": True})
+        if kind == "alter and rehash":
+            changed = dataclasses.replace(changed, entry_hash=changed.computed_hash())
+        copy[position] = changed
+    elif kind == "remove":
+        del copy[position]
+    elif kind == "swap with next":
+        copy[position], copy[position + 1] = copy[position + 1], copy[position]
+    else:
+        del copy[position:]
+    return copy
 
 
 class AuditLog:

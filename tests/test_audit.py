@@ -90,7 +90,7 @@ def test_removed_entry_found():
     result = audit.verify_chain(entries)
     assert result.finding.kind == "removed"
     assert result.finding.index == 4
-    assert "entries 4 to 4 are missing" in result.finding.message
+    assert result.finding.message == "entry 4 is missing: position 4 holds entry 5"
 
 
 def test_swapped_pair_found():
@@ -100,6 +100,12 @@ def test_swapped_pair_found():
     assert result.finding.kind == "reordered"
     assert result.finding.position == 5
     assert result.finding.index == 6
+
+
+def test_several_removed_entries_named():
+    entries = list(_log().entries)
+    del entries[2:5]
+    assert audit.verify_chain(entries).finding.message == "entries 2 to 4 are missing: position 2 holds entry 5"
 
 
 def test_first_of_several_problems_reported():
@@ -194,3 +200,32 @@ def test_audited_coordinator_default_matches_plain_run():
     audited = run_federated(hospitals, model, rounds=2, local=local, rng=np.random.default_rng(3),
                             coordinator=audit.AuditedCoordinator(initial, audit.AuditLog(), config_hash="x"))
     np.testing.assert_array_equal(plain.final_parameters, audited.final_parameters)
+
+
+@pytest.mark.parametrize("kind, expected_kind, expected_index", [
+    ("alter", "altered", 4),
+    ("alter and rehash", "relinked", 4),
+    ("remove", "removed", 4),
+    ("swap with next", "reordered", 5),
+])
+def test_tamper_found_at_its_position(kind, expected_kind, expected_index):
+    log = _log()
+    result = audit.verify_chain(audit.tamper(log.entries, kind, 4))
+    assert result.finding.kind == expected_kind
+    assert result.finding.index == expected_index
+    assert log.verify().valid
+
+
+def test_tamper_truncate_needs_head():
+    log = _log()
+    truncated = audit.tamper(log.entries, "truncate", 6)
+    assert len(truncated) == 6
+    assert audit.verify_chain(truncated, expected_head=log.head_hash).finding.kind == "head mismatch"
+
+
+def test_tamper_rejects_bad_arguments():
+    entries = _log(3).entries
+    with pytest.raises(ValueError, match="position must be an entry index from 0 to 1 for 'swap with next', got 2"):
+        audit.tamper(entries, "swap with next", 2)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        audit.tamper(entries, "shuffle", 0)
