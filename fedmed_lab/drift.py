@@ -151,9 +151,10 @@ def population_stability_index(reference_counts: object, current_counts: object,
                                pseudocount: float = 0.5) -> float:
     """Compute PSI ``sum_i (q_i - p_i) ln(q_i / p_i)`` between two histograms on the same bins.
 
-    ``pseudocount`` is added to every bin of both histograms before
-    normalising, so an empty bin gives a finite value. Bins empty in both
-    histograms contribute 0 either way. PSI is 0 for identical shares and
+    Bins empty in both histograms are dropped first, so unused tail bins do
+    not change the result. Then ``pseudocount`` is added to every remaining
+    bin of both histograms before normalising, so a bin empty in only one
+    of them gives a finite value. PSI is 0 for identical shares and
     symmetric in its arguments.
 
     Parameters
