@@ -9,7 +9,7 @@ the linked timestamping of Haber and Stornetta ("How to time-stamp a digital
 document", Journal of Cryptology, 1991).
 
 A chain proves order and integrity relative to its last hash, not
-completeness: whoever can rewrite the whole log can rehash every entry, and
+completeness. An attacker who can rewrite the whole log can rehash every entry, and
 dropping the newest entries leaves a valid shorter chain. Both are caught
 when verification is given a head hash that the sites stored independently
 (``expected_head``), which is why every site keeps the head hash after each
@@ -140,13 +140,18 @@ def entry_digest(index: int, previous_hash: str, payload: Mapping[str, object]) 
 class Finding:
     """The first problem verification found.
 
-    ``kind`` is one of ``"altered"`` (content no longer matches its own
-    hash), ``"relinked"`` (the entry was rehashed after a change, so the
-    next entry's link no longer matches), ``"removed"`` (an index is
-    missing), ``"reordered"`` (an entry appears before or after its place),
-    ``"truncated"`` or ``"head mismatch"`` (the chain does not end at the
-    expected head hash). ``position`` is where in the given sequence the
-    problem is and ``index`` the entry index concerned.
+    ``kind`` is one of these:
+
+    - ``"altered"``: the content no longer matches its own hash.
+    - ``"relinked"``: the entry was changed and rehashed, so the next
+      entry's link no longer matches.
+    - ``"removed"``: an index is missing.
+    - ``"reordered"``: an entry appears before or after its place.
+    - ``"truncated"`` or ``"head mismatch"``: the chain does not end at the
+      expected length or head hash.
+
+    ``position`` is where in the given sequence the problem is, and
+    ``index`` the entry index concerned.
     """
 
     kind: str
@@ -192,12 +197,13 @@ def verify_chain(entries: Sequence[AuditEntry], *, expected_head: str | None = N
                  expected_length: int | None = None) -> VerificationResult:
     """Check every entry and link in order and report the first problem.
 
-    For each position ``p``: the entry's content must hash to its
-    ``entry_hash`` (else ``altered``); its index must be ``p`` (else
-    ``removed`` or ``reordered``); its ``previous_hash`` must equal the hash
-    of the entry at ``p - 1`` (else that entry was ``relinked``, meaning
-    changed and rehashed). Then the last hash must equal ``expected_head``
-    and the count ``expected_length``, when given.
+    At each position ``p`` three checks run in order. The entry's content
+    must hash to its ``entry_hash``, or it was ``altered``. Its index must be
+    ``p``, or entries were ``removed`` or ``reordered``. Its
+    ``previous_hash`` must equal the hash of the entry at ``p - 1``, or that
+    entry was ``relinked`` (changed and rehashed). After the last entry, its
+    hash must equal ``expected_head`` and the count ``expected_length``,
+    when they are given.
 
     Returns
     -------
@@ -239,9 +245,9 @@ TAMPERINGS = ("alter", "alter and rehash", "remove", "swap with next", "truncate
 def tamper(entries: Sequence[AuditEntry], kind: str, position: int) -> list[AuditEntry]:
     """Return a copy of ``entries`` with one tampering at ``position``, for teaching and tests.
 
-    ``"alter"`` changes the payload and keeps the stored hash; ``"alter and
-    rehash"`` also recomputes that entry's hash; ``"remove"`` deletes the
-    entry; ``"swap with next"`` exchanges it with the following one;
+    ``"alter"`` changes the payload and keeps the stored hash, and ``"alter
+    and rehash"`` also recomputes that entry's hash. ``"remove"`` deletes the
+    entry, ``"swap with next"`` exchanges it with the following one, and
     ``"truncate"`` drops it and every later entry.
 
     Raises

@@ -14,7 +14,7 @@ compares each month's counts with the site's reference months:
 - the two-sample Kolmogorov-Smirnov statistic ``D``, the largest gap
   between the two empirical CDFs. From histograms the CDFs are known only at
   the bin edges, so the histogram ``D`` never exceeds the ``D`` of the raw
-  values and equals it when every bin holds a single distinct value. A
+  values and equals it when every bin contains a single distinct value. A
   threshold from the asymptotic Kolmogorov distribution therefore keeps its
   false-alarm rate (or a lower one) on binned data.
 
@@ -92,7 +92,7 @@ def check_bin_edges(edges: object) -> np.ndarray:
 
 
 def histogram_counts(values: object, edges: object) -> np.ndarray:
-    """Count ``values`` in the bins ``[e_i, e_{i+1})``; the last bin also holds its right edge.
+    """Count ``values`` in the bins ``[e_i, e_{i+1})``; the last bin also contains its right edge.
 
     Parameters
     ----------
@@ -178,7 +178,7 @@ def ks_statistic(reference_counts: object, current_counts: object) -> float:
 
     ``D = max_i |F_ref(e_i) - F_cur(e_i)|`` over the inner bin edges. It is a
     lower bound on ``D`` of the raw values, with equality when every bin
-    holds one distinct value (integer data on half-integer edges).
+    contains one distinct value (integer data on half-integer edges).
     """
     reference, current = _check_pair(reference_counts, current_counts)
     gaps = np.abs(np.cumsum(reference) / reference.sum() - np.cumsum(current) / current.sum())
@@ -247,7 +247,7 @@ def psi_threshold(n_reference: float, n_current: float, num_bins: int, *, false_
     """Return the PSI above which two samples of these sizes differ at ``false_alarm_rate``.
 
     Under no drift ``PSI ~ (1/n + 1/m) chi2(B - 1)`` approximately, for
-    ``B = num_bins`` occupied bins; the approximation is loose when expected
+    ``B = num_bins`` occupied bins. The approximation is loose when expected
     counts per bin are below about 5, so measure the rate on stable months.
     """
     n = check_positive_float(n_reference, "n_reference")

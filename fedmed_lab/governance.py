@@ -9,7 +9,7 @@
   update, and :meth:`GovernanceRegistry.check_admission`, wired into
   :class:`fedmed_lab.audit.AuditedCoordinator`, rejects any update that
   arrives anyway. Withdrawal cannot remove what the site already
-  contributed to earlier rounds; the model card says so.
+  contributed to earlier rounds, and the model card states that.
 - :class:`RunManifest` records package versions, the seed, the data
   specification, the configuration and the governance decisions, so that
   :func:`reproduce_from_manifest` re-runs the study and compares the model
@@ -106,7 +106,7 @@ class GovernanceRegistry:
             raise ValueError(f"site {site_id!r} already withdrew from round {self.withdrawals[site_id]}")
         self.withdrawals[site_id] = int(from_round)
 
-    def refusal_reason(self, site_id: str, server_round: int) -> str | None:
+    def rejection_reason(self, site_id: str, server_round: int) -> str | None:
         """Return why ``site_id`` may not contribute to ``server_round``, or None when it may."""
         approved = self.approvals.get(site_id)
         if approved is None:
@@ -121,14 +121,14 @@ class GovernanceRegistry:
 
     def check_admission(self, site_id: str, server_round: int) -> None:
         """Raise :class:`AdmissionError` when ``site_id`` may not contribute to ``server_round``."""
-        reason = self.refusal_reason(site_id, server_round)
+        reason = self.rejection_reason(site_id, server_round)
         if reason is not None:
             raise AdmissionError(f"update rejected in round {server_round}: {reason}")
 
     def admitted(self, site_ids: Sequence[str], server_round: int) -> list[str]:
         """Return the sites of ``site_ids`` that may contribute to ``server_round``, in order."""
         self._log_due_withdrawals(server_round)
-        return [site for site in site_ids if self.refusal_reason(site, server_round) is None]
+        return [site for site in site_ids if self.rejection_reason(site, server_round) is None]
 
     def _log_due_withdrawals(self, server_round: int) -> None:
         for site_id, from_round in sorted(self.withdrawals.items()):
@@ -265,7 +265,7 @@ def run_governed_study(federation: Sequence[HospitalSpec], configuration: Mappin
     Raises
     ------
     ValueError
-        When the configuration asks for noise but no aggregator is given.
+        When the configuration sets ``noise_multiplier`` but no aggregator is given.
     """
     check_non_negative_int(seed, "seed")
     if configuration.get("noise_multiplier") is not None and aggregator is None:
@@ -333,7 +333,7 @@ def reproduce_from_manifest(manifest: RunManifest, *, epsilon: EpsilonSource = N
 
 @dataclass(frozen=True)
 class ModelCard:
-    """A model card: what the model is, how it was trained, how it performs per site, and its limits."""
+    """Model card contents: intended use, per-site performance, privacy budget, provenance and known limits."""
 
     title: str
     intended_use: str

@@ -76,7 +76,7 @@ def test_site_approving_other_config_hash_rejected():
     other = gov.config_hash(gov.training_configuration(rounds=7, local=LocalTrainingConfig(epochs=2, learning_rate=0.5)))
     run = gov.run_governed_study(SPECS, CONFIG, seed=1, approvals={**ALL_APPROVED, "east": other})
     assert run.rounds_joined["east"] == []
-    assert "approved configuration" in run.registry.refusal_reason("east", 1)
+    assert "approved configuration" in run.registry.rejection_reason("east", 1)
 
 
 def test_site_without_approval_rejected():
