@@ -131,8 +131,10 @@ def privatize_counts(counts: object, *, epsilon: float, rng: np.random.Generator
     has L1 sensitivity 1 and the Laplace mechanism with scale ``1 / epsilon``
     is ``epsilon``-differentially private for one release (Dwork, McSherry,
     Nissim and Smith, TCC 2006). Clipping is post-processing and keeps the
-    guarantee. Releases add up: twelve monthly histograms of one feature cost
-    ``12 * epsilon``.
+    guarantee. Releases about the same patients add up (basic composition):
+    histograms of ten features of one month cost ``10 * epsilon``. Months
+    with disjoint patients compose in parallel and cost nothing extra, but a
+    patient who returns in a later month is counted again.
 
     Returns
     -------
