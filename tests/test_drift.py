@@ -223,3 +223,18 @@ def test_ks_ratio_above_one_exactly_at_alerts():
     ratio = timeline.ks_ratio()
     assert np.all(np.isnan(ratio[:, :3]))
     np.testing.assert_array_equal(ratio[:, 3:] > 1.0, timeline.ks_alerts[:, 3:])
+
+
+@pytest.mark.parametrize("patients_per_month", [20, 1000])
+def test_widget_volume_extremes(patients_per_month):
+    strong = drift.drift_strength_scan(1.5, seed=0, patients_per_month=patients_per_month)
+    assert strong.ks_alerts[0, 9:].all()
+    stable = drift.drift_strength_scan(0.0, seed=0, patients_per_month=patients_per_month)
+    assert stable.ks_alerts[0, 3:].sum() <= 2
+
+
+def test_small_drift_needs_volume():
+    small_site = drift.drift_strength_scan(0.2, seed=0, patients_per_month=20)
+    large_site = drift.drift_strength_scan(0.2, seed=0, patients_per_month=1000)
+    assert small_site.ks_alerts[0, 9:].sum() < large_site.ks_alerts[0, 9:].sum()
+    assert large_site.ks_alerts[0, 9:].all()
