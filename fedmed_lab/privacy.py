@@ -36,12 +36,14 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
 from fedmed_lab import FedMedWarning
 from fedmed_lab._checks import check_non_negative_int, check_rng
+from fedmed_lab.rounds import run_federated
 from fedmed_lab.sites import ModelUpdate
 
 # Orders alpha at which RDP is tracked: dense near 1, where small epsilons are
@@ -491,3 +493,109 @@ def calibrate_noise_multiplier(*, target_epsilon: float, sample_rate: float, ste
         else:
             high = middle
     return high
+
+
+# ---------------------------------------------------------------------------
+# DP-FedAvg for the round driver.
+# ---------------------------------------------------------------------------
+
+class DPFedAvg:
+    """An aggregator for :func:`~fedmed_lab.rounds.run_federated` with site-level DP.
+
+    Each round it clips every site's update delta (new minus broadcast
+    parameters) to ``clipping_norm``, adds the noise of ``mode`` and moves the
+    global parameters by the noisy sum divided by ``expected_sites``. The fixed
+    denominator, not the number of sites that responded, keeps the L2
+    sensitivity at ``clipping_norm / expected_sites``; sample weights n_k / N
+    would let the largest site move the average by more (see
+    :func:`aggregation_sensitivity`).
+
+    Parameters
+    ----------
+    initial_parameters : array of shape (p,)
+        The parameters the run starts from; must equal ``run_federated``'s.
+    clipping_norm : float
+        C > 0.
+    noise_multiplier : float
+        sigma >= 0; the noise on the sum has std ``sigma * C``.
+    expected_sites : int
+        The expected number of responding sites per round (q K).
+    rng : numpy.random.Generator
+        Source of the noise.
+    mode : {"central", "local", "distributed"}
+        Where the noise is added.
+
+    Notes
+    -----
+    The aggregator tracks the global parameters itself, so it assumes the
+    coordinator adopts every value it returns, which
+    :class:`~fedmed_lab.rounds.Coordinator` does; an empty round calls no
+    aggregator and changes nothing.
+    """
+
+    def __init__(self, initial_parameters: np.ndarray, *, clipping_norm: float, noise_multiplier: float,
+                 expected_sites: int, rng: np.random.Generator, mode: str = "central"):
+        self.clipping_norm = check_clipping_norm(clipping_norm)
+        self.noise_multiplier = check_noise_multiplier(noise_multiplier)
+        self.expected_sites = check_non_negative_int(expected_sites, "expected_sites")
+        if self.expected_sites == 0:
+            raise ValueError("expected_sites must be at least 1, got 0")
+        if mode not in ("central", "local", "distributed"):
+            raise ValueError(f"mode must be 'central', 'local' or 'distributed', got {mode!r}")
+        self.mode = mode
+        self.rng = check_rng(rng)
+        self.global_parameters = np.array(initial_parameters, dtype=float, copy=True)
+        self.clipped_fraction: list[float] = []
+
+    def __call__(self, updates: Sequence[ModelUpdate]) -> np.ndarray:
+        deltas = [u.parameters - self.global_parameters for u in updates]
+        norms = np.array([np.linalg.norm(d) for d in deltas])
+        self.clipped_fraction.append(float(np.mean(norms > self.clipping_norm)))
+        noise_arguments = dict(clipping_norm=self.clipping_norm, noise_multiplier=self.noise_multiplier, rng=self.rng)
+
+        if self.mode == "central":
+            noisy_sum = central_dp_sum(deltas, **noise_arguments)
+        elif self.mode == "local":
+            noisy_sum = local_dp_updates(deltas, **noise_arguments).sum(axis=0)
+        else:
+            noisy_sum = distributed_dp_updates(deltas, **noise_arguments).sum(axis=0)
+
+        self.global_parameters = self.global_parameters + noisy_sum / self.expected_sites
+        return self.global_parameters.copy()
+
+
+@dataclass(frozen=True)
+class PrivacyAccuracyPoint:
+    """One point of the privacy-accuracy curve: epsilon and each site's test AUROC."""
+
+    noise_multiplier: float
+    clipping_norm: float
+    epsilon: float
+    auroc: dict[str, float]
+
+    @property
+    def mean_auroc(self) -> float:
+        return float(np.mean(list(self.auroc.values())))
+
+    @property
+    def worst_auroc(self) -> float:
+        return float(min(self.auroc.values()))
+
+
+def privacy_accuracy_point(hospitals, model, *, noise_multiplier: float, clipping_norm: float, rounds: int,
+                           local, delta: float, rng: np.random.Generator) -> PrivacyAccuracyPoint:
+    """Train with central DP-FedAvg, every site in every round, and score each site's test split.
+
+    Epsilon is accounted with sample rate 1 over ``rounds`` rounds at
+    ``delta``, for site-level neighbours (one hospital added or removed).
+    ``noise_multiplier=0`` trains without noise (clipping only) and gives
+    epsilon infinity.
+    """
+    initial = model.initial_parameters(hospitals[0].num_features)
+    aggregator = DPFedAvg(initial, clipping_norm=clipping_norm, noise_multiplier=noise_multiplier,
+                          expected_sites=len(hospitals), rng=rng)
+    history = run_federated(hospitals, model, rounds=rounds, local=local, rng=rng, aggregator=aggregator,
+                            initial_parameters=initial)
+    auroc = {h.site_id: h.evaluate(history.final_parameters, model).metrics["auroc"] for h in hospitals}
+    epsilon = compute_epsilon(noise_multiplier=noise_multiplier, sample_rate=1.0, steps=rounds, delta=delta)
+    return PrivacyAccuracyPoint(float(noise_multiplier), float(clipping_norm), epsilon, auroc)

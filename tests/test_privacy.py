@@ -14,6 +14,7 @@ from fedmed_lab import FedMedWarning
 from fedmed_lab import privacy
 from fedmed_lab.privacy import (
     DEFAULT_ORDERS,
+    DPFedAvg,
     aggregation_sensitivity,
     calibrate_noise_multiplier,
     central_dp_sum,
@@ -329,3 +330,68 @@ def test_calibration_rejects_non_positive_target(bad):
 def test_calibration_rejects_bad_delta():
     with pytest.raises(ValueError, match=r"delta must be in the open interval \(0, 1\), got 0"):
         calibrate_noise_multiplier(target_epsilon=1.0, sample_rate=0.1, steps=10, delta=0)
+
+
+# --- DP-FedAvg in the round driver ------------------------------------------
+
+def _small_federation(seed: int = 5):
+    from fedmed_lab.data import HospitalSpec, make_risk_cohorts
+
+    specs = [HospitalSpec("clinic", 80, prevalence=0.2), HospitalSpec("centre", 600, case_mix=0.4, prevalence=0.3),
+             HospitalSpec("regional", 250, prevalence=0.25, lab_bias=0.3)]
+    return [c.to_hospital() for c in make_risk_cohorts(specs, np.random.default_rng(seed))]
+
+
+def test_dp_fedavg_without_noise_is_unweighted_mean():
+    from fedmed_lab.aggregation import unweighted_fedavg
+    from fedmed_lab.sites import ModelUpdate
+
+    start = np.zeros(3)
+    updates = [ModelUpdate("a", [0.1, 0.2, 0.0], 10), ModelUpdate("b", [0.3, -0.2, 0.4], 500)]
+    aggregator = DPFedAvg(start, clipping_norm=100.0, noise_multiplier=0.0, expected_sites=2,
+                          rng=np.random.default_rng(0))
+    np.testing.assert_allclose(aggregator(updates), unweighted_fedavg(updates))
+
+
+def test_dp_fedavg_step_bounded_by_clipping_norm():
+    from fedmed_lab.sites import ModelUpdate
+
+    updates = [ModelUpdate("a", [5.0, 0.0], 10), ModelUpdate("b", [0.0, 7.0], 10)]
+    aggregator = DPFedAvg(np.zeros(2), clipping_norm=0.1, noise_multiplier=0.0, expected_sites=2,
+                          rng=np.random.default_rng(0))
+    new = aggregator(updates)
+    assert np.linalg.norm(new) <= 0.1 + 1e-12
+    assert aggregator.clipped_fraction == [1.0]
+
+
+def test_dp_fedavg_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mode must be 'central', 'local' or 'distributed', got 'shuffle'"):
+        DPFedAvg(np.zeros(2), clipping_norm=1.0, noise_multiplier=1.0, expected_sites=2,
+                 rng=np.random.default_rng(0), mode="shuffle")
+
+
+def test_privacy_accuracy_no_noise_extreme():
+    from fedmed_lab.models import LogisticRegression
+    from fedmed_lab.training import LocalTrainingConfig
+
+    point = privacy.privacy_accuracy_point(
+        _small_federation(), LogisticRegression(), noise_multiplier=0.0, clipping_norm=1.0, rounds=10,
+        local=LocalTrainingConfig(epochs=2, learning_rate=0.5), delta=1e-3, rng=np.random.default_rng(0))
+    assert point.epsilon == math.inf
+    assert point.worst_auroc > 0.75
+    assert set(point.auroc) == {"clinic", "centre", "regional"}
+
+
+def test_privacy_accuracy_heavy_noise_extreme():
+    from fedmed_lab.models import LogisticRegression
+    from fedmed_lab.training import LocalTrainingConfig
+
+    arguments = dict(clipping_norm=1.0, rounds=10, local=LocalTrainingConfig(epochs=2, learning_rate=0.5),
+                     delta=1e-3)
+    hospitals = _small_federation()
+    quiet = privacy.privacy_accuracy_point(hospitals, LogisticRegression(), noise_multiplier=0.0,
+                                           rng=np.random.default_rng(1), **arguments)
+    noisy = privacy.privacy_accuracy_point(hospitals, LogisticRegression(), noise_multiplier=8.0,
+                                           rng=np.random.default_rng(1), **arguments)
+    assert noisy.epsilon < 5.0
+    assert noisy.mean_auroc < quiet.mean_auroc - 0.05
