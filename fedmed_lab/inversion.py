@@ -366,3 +366,50 @@ def matching_success_rate(batch_sizes, *, num_features: int, num_hidden: int, nu
             recovered += int(np.sum(matched_record_errors(estimate, X) < threshold))
         rates.append(recovered / (n * num_trials))
     return np.array(rates)
+
+
+# ---------------------------------------------------------------------------
+# The chapter's explorer: one batch, its ratio estimate and the truth.
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RatioDemo:
+    """One batch seen through the ratio attack at zero parameters (a first round)."""
+
+    records: np.ndarray
+    labels: np.ndarray
+    estimate: np.ndarray
+    distance_to_mean: float
+    distance_to_first_patient: float
+
+
+def ratio_attack_demo(batch_size: int, positive_fraction: float, *, rng: np.random.Generator,
+                      num_features: int = 2) -> RatioDemo:
+    """Draw a batch, compute its mean gradient at zero parameters, and apply the ratio attack.
+
+    ``round(positive_fraction * batch_size)`` records get label 1. With one
+    label for the whole batch the estimate is the batch mean exactly; with
+    both labels present it is ``(p sum x - sum_{y=1} x) / (p n - n_1)``
+    with p = 1/2, which leaves the data cloud as the two classes balance.
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not 0.0 <= positive_fraction <= 1.0:
+        raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction!r}")
+    check_rng(rng)
+    X = rng.standard_normal((batch_size, num_features))
+    num_positive = int(round(positive_fraction * batch_size))
+    y = np.zeros(batch_size)
+    y[:num_positive] = 1.0
+
+    gradient = LogisticRegression().gradient(np.zeros(num_features + 1), X, y)
+    if gradient[-1] == 0.0:
+        estimate = np.full(num_features, np.nan)
+    else:
+        estimate = batch_ratio(gradient)
+    return RatioDemo(
+        records=X,
+        labels=y,
+        estimate=estimate,
+        distance_to_mean=float(np.linalg.norm(estimate - X.mean(axis=0))),
+        distance_to_first_patient=float(np.linalg.norm(estimate - X[0])),
+    )

@@ -13,6 +13,7 @@ from fedmed_lab.inversion import (
     TwoLayerNetwork,
     batch_leakage,
     batch_ratio,
+    ratio_attack_demo,
     compare_loss_and_gradient,
     logit_from_loss,
     match_gradient,
@@ -188,3 +189,25 @@ def test_matching_success_falls_with_batch_size():
     # Eight records are 32 unknowns against 21 gradient entries: not identifiable.
     assert rates[1] < 0.5
     assert math.isfinite(rates.sum())
+
+
+def test_ratio_demo_single_patient_extreme():
+    demo = ratio_attack_demo(1, 0.0, rng=np.random.default_rng(11))
+    assert demo.distance_to_first_patient < 1e-12
+
+
+def test_ratio_demo_one_label_gives_mean():
+    for fraction in (0.0, 1.0):
+        demo = ratio_attack_demo(500, fraction, rng=np.random.default_rng(12))
+        assert demo.distance_to_mean < 1e-12
+        assert demo.distance_to_first_patient > 0.0
+
+
+def test_ratio_demo_balanced_batch_has_no_ratio():
+    demo = ratio_attack_demo(10, 0.5, rng=np.random.default_rng(13))
+    assert np.all(np.isnan(demo.estimate))
+
+
+def test_ratio_demo_rejects_fraction_above_one():
+    with pytest.raises(ValueError, match="positive_fraction must be in \\[0, 1\\], got 1.5"):
+        ratio_attack_demo(5, 1.5, rng=np.random.default_rng(0))
