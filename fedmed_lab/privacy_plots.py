@@ -91,3 +91,20 @@ def plot_privacy_accuracy(points: Sequence[PrivacyAccuracyPoint], *, baseline: P
     axis.set_title("Privacy-accuracy trade-off, site-level DP")
     figure.tight_layout()
     return figure
+
+
+def plot_site_auroc(point: PrivacyAccuracyPoint, baseline: PrivacyAccuracyPoint):
+    """Bar chart of each site's AUROC with DP next to the run without noise."""
+    sites = list(baseline.auroc)
+    positions = np.arange(len(sites))
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    axis.bar(positions - 0.2, [baseline.auroc[s] for s in sites], width=0.4, color="lightgrey", label="no noise")
+    axis.bar(positions + 0.2, [point.auroc[s] for s in sites], width=0.4, color="tab:green",
+             label=f"sigma = {point.noise_multiplier:g}, C = {point.clipping_norm:g}")
+    axis.set_xticks(positions, [s.replace("_", "\n") for s in sites], fontsize=8)
+    axis.set_ylim(0.4, 1.0)
+    axis.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
+    axis.set_ylabel("test AUROC")
+    axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return figure
