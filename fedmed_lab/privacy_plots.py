@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from fedmed_lab.inversion import BatchLeakage, RatioDemo
 from fedmed_lab.privacy import PrivacyAccuracyPoint
@@ -85,6 +86,9 @@ def plot_privacy_accuracy(points: Sequence[PrivacyAccuracyPoint], *, baseline: P
         axis.axhline(baseline.mean_auroc, color="tab:green", linestyle=":", linewidth=1,
                      label="no noise, mean")
         axis.axhline(baseline.worst_auroc, color="tab:red", linestyle=":", linewidth=1, label="no noise, worst")
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_xticks([t for t in (1, 2, 3, 5, 10, 20, 30, 50, 100, 200) if min(epsilons) / 1.5 <= t <= max(epsilons) * 1.5])
+    axis.xaxis.set_major_formatter(ScalarFormatter())
     axis.set_xlabel(r"$\varepsilon$ at $\delta = 10^{-5}$ (smaller is more private)")
     axis.set_ylabel("test AUROC")
     axis.legend(loc="lower right", fontsize=8)
