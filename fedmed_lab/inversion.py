@@ -5,17 +5,19 @@ Three attacks, from exact to approximate:
 - **Ratio attack.** For logistic regression with intercept, the gradient of
   one record's cross-entropy is ``(p - y) x`` for the weights and ``p - y``
   for the intercept, so ``x = grad_w / grad_b`` exactly, and the sign of
-  ``grad_b`` gives the label (``p - y < 0`` exactly when ``y = 1``). This is
-  the observation behind "Deep Leakage from Gradients" (Zhu, Liu and Han,
-  NeurIPS 2019, arXiv:1906.08935) and its label-inference refinement iDLG
-  (Zhao, Mopuri and Bilen, 2020, arXiv:2001.02610).
+  ``grad_b`` gives the label (``p - y < 0`` exactly when ``y = 1``). Phong,
+  Aono, Hayashi, Wang and Moriai ("Privacy-Preserving Deep Learning via
+  Additively Homomorphic Encryption", IEEE TIFS 2018) pointed out this
+  ratio for any neuron with a bias; iDLG (Zhao, Mopuri and Bilen, 2020,
+  arXiv:2001.02610) reads the label from a gradient sign.
 - **Batch ratio.** For a mean gradient over n records the same ratio is the
   error-weighted mean ``sum_i e_i x_i / sum_i e_i`` with ``e_i = p_i - y_i``.
   When every ``e_i`` is equal (zero weights, as in a first round, and one
   label for the whole batch) it is the plain mean of the records.
 - **Gradient matching.** For a small two-layer network without a hidden
   bias there is no such ratio; the attacker searches for records whose
-  gradient matches the observed one (Zhu et al. 2019), here with L-BFGS and
+  gradient matches the observed one ("Deep Leakage from Gradients", Zhu,
+  Liu and Han, NeurIPS 2019, arXiv:1906.08935), here with L-BFGS and
   the analytic derivative of the matching loss.
 
 A scalar loss, by contrast, is one number: for a single record it fixes only
@@ -106,7 +108,7 @@ def batch_ratio(gradient: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BatchLeakage:
-    """What the mean gradient of one batch reveals, per batch size n_k (arrays of shape (len(batch_sizes),)).
+    """Leakage of one batch's mean gradient for each batch size n_k; every field has shape (len(batch_sizes),).
 
     Attributes
     ----------
@@ -301,8 +303,8 @@ def match_gradient(network: TwoLayerNetwork, target: np.ndarray, labels: np.ndar
                    rng: np.random.Generator, restarts: int = 2, max_iterations: int = 100) -> np.ndarray:
     """Search for records whose gradient equals ``target`` with L-BFGS, keeping the best of ``restarts``.
 
-    The attacker knows the network and the labels (for one record the sign
-    of the output-bias gradient gives the label, as in iDLG). Starts are
+    The attacker is given the network and the labels. For one record the
+    sign of the output-bias gradient gives the label, as in iDLG. Starts are
     standard normal draws from ``rng``.
 
     Returns

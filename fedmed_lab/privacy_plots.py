@@ -63,8 +63,8 @@ def plot_ratio_demo(demo: RatioDemo):
     mean = records.mean(axis=0)
     axis.scatter([mean[0]], [mean[1]], marker="x", s=90, color="black", label="batch mean")
     if np.all(np.isfinite(demo.estimate)):
-        shown = np.clip(demo.estimate, -4.5, 4.5)
-        axis.scatter([shown[0]], [shown[1]], marker="*", s=160, color="tab:red", label="ratio estimate")
+        clipped_estimate = np.clip(demo.estimate, -4.5, 4.5)
+        axis.scatter([clipped_estimate[0]], [clipped_estimate[1]], marker="*", s=160, color="tab:red", label="ratio estimate")
     axis.set_xlim(-4.8, 4.8)
     axis.set_ylim(-4.8, 4.8)
     axis.set_xlabel("feature 1")

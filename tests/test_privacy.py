@@ -395,3 +395,17 @@ def test_privacy_accuracy_heavy_noise_extreme():
                                            rng=np.random.default_rng(1), **arguments)
     assert noisy.epsilon < 5.0
     assert noisy.mean_auroc < quiet.mean_auroc - 0.05
+
+
+@pytest.mark.parametrize("clipping_norm", [0.1, 2.0])
+def test_privacy_accuracy_clip_slider_extremes(clipping_norm):
+    from fedmed_lab.models import LogisticRegression
+    from fedmed_lab.training import LocalTrainingConfig
+
+    point = privacy.privacy_accuracy_point(
+        _small_federation(), LogisticRegression(), noise_multiplier=8.0, clipping_norm=clipping_norm, rounds=20,
+        local=LocalTrainingConfig(epochs=5, learning_rate=0.5), delta=1e-5, rng=np.random.default_rng(2))
+    # Epsilon depends on sigma and the rounds only, not on the clipping norm.
+    assert point.epsilon == pytest.approx(
+        compute_epsilon(noise_multiplier=8.0, sample_rate=1.0, steps=20, delta=1e-5))
+    assert all(0.0 <= value <= 1.0 for value in point.auroc.values())
