@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import math
 
+# dp-accounting is in the `test` extra, so a missing install fails instead of skipping the comparison.
+import dp_accounting
 import numpy as np
 import pytest
+from dp_accounting.rdp import RdpAccountant
+from dp_accounting.rdp.rdp_privacy_accountant import DEFAULT_RDP_ORDERS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +32,6 @@ from fedmed_lab.privacy import (
     sampled_gaussian_rdp,
 )
 
-dp_accounting = pytest.importorskip("dp_accounting")
-from dp_accounting.rdp import RdpAccountant  # noqa: E402
-from dp_accounting.rdp.rdp_privacy_accountant import DEFAULT_RDP_ORDERS  # noqa: E402
 
 DELTA = 1e-5
 NOISE_MULTIPLIERS = (0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0)

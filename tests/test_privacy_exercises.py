@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,6 @@ def test_fixtures_replace_existing_answers(exercise):
 
 @pytest.mark.parametrize("exercise", sorted(EXERCISES))
 def test_solution_executes_with_papermill(exercise, tmp_path):
-    papermill = pytest.importorskip("papermill")
     output = tmp_path / f"{exercise}.ipynb"
     papermill.execute_notebook(str(ROOT / "solutions" / f"{exercise}.ipynb"), str(output), kernel_name="fedmed-lab",
                                parameters={"seed": 3}, progress_bar=False, cwd=str(tmp_path))
