@@ -296,6 +296,8 @@ def _log_a_fractional(q: float, sigma: float, alpha: float) -> float:
 
         terms = np.logaddexp(below, above)
         total = float(np.logaddexp(total, special.logsumexp(terms)))
+        # NOTE: the tail after the stopping term is not bounded explicitly. The terms
+        # decay at least polynomially there, so it is estimated below k * exp(-30) of the total.
         tail = terms[k > alpha + 1]
         if tail.size and np.all(np.diff(tail[-8:]) < 0) and tail[-1] < total - _LOG_TOLERANCE:
             return total
