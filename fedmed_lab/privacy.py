@@ -529,11 +529,14 @@ class DPFedAvg:
 
     Notes
     -----
-    The aggregator tracks the global parameters itself, so it assumes the
-    coordinator adopts every value it returns, which
-    :class:`~fedmed_lab.rounds.Coordinator` does; an empty round calls no
-    aggregator and changes nothing.
+    A coordinator that honours ``needs_global_parameters`` passes the
+    broadcast parameters as ``global_parameters``. Otherwise the aggregator
+    uses its own copy, which stays correct as long as the coordinator adopts
+    every value it returns; an empty round calls no aggregator and changes
+    nothing.
     """
+
+    needs_global_parameters = True
 
     def __init__(self, initial_parameters: np.ndarray, *, clipping_norm: float, noise_multiplier: float,
                  expected_sites: int, rng: np.random.Generator, mode: str = "central"):
@@ -549,7 +552,9 @@ class DPFedAvg:
         self.global_parameters = np.array(initial_parameters, dtype=float, copy=True)
         self.clipped_fraction: list[float] = []
 
-    def __call__(self, updates: Sequence[ModelUpdate]) -> np.ndarray:
+    def __call__(self, updates: Sequence[ModelUpdate], global_parameters: np.ndarray | None = None) -> np.ndarray:
+        if global_parameters is not None:
+            self.global_parameters = np.array(global_parameters, dtype=float, copy=True)
         deltas = [u.parameters - self.global_parameters for u in updates]
         norms = np.array([np.linalg.norm(d) for d in deltas])
         self.clipped_fraction.append(float(np.mean(norms > self.clipping_norm)))

@@ -410,3 +410,15 @@ def test_privacy_accuracy_clip_slider_extremes(clipping_norm):
     assert point.epsilon == pytest.approx(
         compute_epsilon(noise_multiplier=8.0, sample_rate=1.0, steps=20, delta=1e-5))
     assert all(0.0 <= value <= 1.0 for value in point.auroc.values())
+
+
+def test_dp_fedavg_uses_passed_global_parameters():
+    from fedmed_lab.sites import ModelUpdate
+
+    aggregator = DPFedAvg(np.zeros(2), clipping_norm=100.0, noise_multiplier=0.0, expected_sites=2,
+                          rng=np.random.default_rng(0))
+    assert aggregator.needs_global_parameters
+    # Half the delta from the passed [1, 1]; from the stored zeros it would be [1.5, 1.5].
+    new = aggregator([ModelUpdate("a", [3.0, 3.0], 5)], global_parameters=np.array([1.0, 1.0]))
+    np.testing.assert_allclose(new, [2.0, 2.0])
+    np.testing.assert_allclose(aggregator.global_parameters, [2.0, 2.0])
