@@ -20,6 +20,7 @@ import numpy as np
 
 from fedmed_lab._checks import check_positive_int, check_rng
 from fedmed_lab.data import SiteData
+from fedmed_lab.aggregation import weighted_average
 from fedmed_lab.evaluation import HIGHER_IS_BETTER, SiteMetricSummary, summarise_evaluations
 from fedmed_lab.rounds import run_federated
 from fedmed_lab.sites import Hospital, SiteEvaluation
@@ -184,13 +185,40 @@ def rounds_to_target(losses: Sequence[float], target: float) -> int | None:
     return None
 
 
+def federated_training_loss(hospitals: Sequence[Hospital], parameters: np.ndarray, model) -> float:
+    """Return the pooled training loss ``sum_k (n_k / N) L_k(w)`` of ``parameters``, from per-site scalar losses.
+
+    Each site reports only its loss L_k and its count n_k, yet the result equals
+    the loss on the stacked records, because the pooled loss decomposes exactly.
+    """
+    losses = np.array([h.local_loss_and_gradient(parameters, model)[0] for h in hospitals])
+    return float(weighted_average(losses[:, None], [h.num_examples for h in hospitals])[0])
+
+
 @dataclass(frozen=True)
 class ConvergenceRun:
-    """One federated run of the local-epochs and learning-rate study."""
+    """One federated run of the local-epochs and learning-rate study.
+
+    Attributes
+    ----------
+    epochs, learning_rate
+        The local training settings E and eta.
+    global_losses : ndarray of shape (rounds,)
+        Pooled training loss of the global model after each round.
+    local_losses : ndarray of shape (rounds,)
+        Sample-weighted loss the sites report for their own locally trained
+        models; with many local epochs it falls below ``global_losses``,
+        because each local model fits its own site better than the average does.
+    rounds_to_target : int or None
+        First round whose global loss reaches the target.
+    bytes_per_round : int
+        Bytes sent down and up per round.
+    """
 
     epochs: int
     learning_rate: float
-    train_losses: np.ndarray
+    global_losses: np.ndarray
+    local_losses: np.ndarray
     rounds_to_target: int | None
     bytes_per_round: int
 
@@ -204,16 +232,19 @@ def convergence_run(hospitals: Sequence[Hospital], model, *, epochs: int, learni
                     target_loss: float, rng: np.random.Generator) -> ConvergenceRun:
     """Run full-batch FedAvg with ``epochs`` local epochs and ``learning_rate``; record loss and communication.
 
-    The loss is the sample-weighted training loss the sites report after their
-    local epochs, one value per round.
+    After every round the global model's pooled training loss is computed from
+    per-site scalar losses (:func:`federated_training_loss`), and the first round
+    at or below ``target_loss`` is recorded.
     """
     local = LocalTrainingConfig(epochs=epochs, learning_rate=learning_rate)
     history = run_federated(hospitals, model, rounds=rounds, local=local, rng=rng)
+    global_losses = np.array([federated_training_loss(hospitals, r.parameters, model) for r in history.rounds])
     first = history.rounds[0]
     return ConvergenceRun(
         epochs=epochs,
         learning_rate=learning_rate,
-        train_losses=history.train_losses(),
-        rounds_to_target=rounds_to_target(history.train_losses(), target_loss),
+        global_losses=global_losses,
+        local_losses=history.train_losses(),
+        rounds_to_target=rounds_to_target(global_losses, target_loss),
         bytes_per_round=first.bytes_down + first.bytes_up,
     )

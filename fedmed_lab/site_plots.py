@@ -61,14 +61,15 @@ def plot_site_metric(ax, evaluations: Sequence[SiteEvaluation], metric: str, *,
     return bars
 
 
-def plot_loss_curves(ax, curves: Mapping[str, Sequence[float]], *, target: float | None = None):
-    """Draw one training-loss curve per label against the round number, and an optional target line."""
+def plot_loss_curves(ax, curves: Mapping[str, Sequence[float]], *, target: float | None = None,
+                     target_label: str = "target"):
+    """Draw one training-loss curve per label against the round number, and an optional labelled target line."""
     lines = []
     for label, losses in curves.items():
         (line,) = ax.plot(np.arange(1, len(losses) + 1), losses, label=label)
         lines.append(line)
     if target is not None:
-        ax.axhline(target, color="grey", linestyle=":", label=f"target {target:.3f}")
+        ax.axhline(target, color="grey", linestyle=":", label=f"{target_label} {target:.4f}")
     ax.set_xlabel("round")
     ax.set_ylabel("weighted training loss")
     return lines

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from fedmed_lab.baselines import (
     compare_methods,
     convergence_run,
+    federated_training_loss,
     round_bytes,
     rounds_to_target,
     train_fedavg,
@@ -167,13 +168,34 @@ def test_rounds_to_target():
 def test_convergence_run_at_slider_extremes(hospitals, epochs, learning_rate):
     run = convergence_run(hospitals, MODEL, epochs=epochs, learning_rate=learning_rate, rounds=30,
                           target_loss=0.45, rng=np.random.default_rng(0))
-    assert run.train_losses.shape == (30,)
-    assert np.all(np.isfinite(run.train_losses))
+    assert run.global_losses.shape == (30,)
+    assert np.all(np.isfinite(run.global_losses))
     assert run.bytes_per_round == sum(round_bytes(num_parameters=11, num_sites=3))
     if run.rounds_to_target is None:
         assert run.bytes_to_target is None
     else:
         assert run.bytes_to_target == run.rounds_to_target * run.bytes_per_round
+
+
+def test_federated_loss_equals_pooled_loss(cohorts, hospitals):
+    parameters = np.linspace(-0.5, 0.5, 11)
+    X = np.vstack([c.X_train for c in cohorts])
+    y = np.concatenate([c.y_train for c in cohorts])
+    assert federated_training_loss(hospitals, parameters, MODEL) == pytest.approx(MODEL.loss(parameters, X, y), rel=1e-12)
+    # The unweighted mean of the site losses is a different number when sizes differ.
+    site_losses = [MODEL.loss(parameters, c.X_train, c.y_train) for c in cohorts]
+    assert abs(np.mean(site_losses) - MODEL.loss(parameters, X, y)) > 1e-3
+
+
+def test_convergence_run_records_global_loss(hospitals):
+    run = convergence_run(hospitals, MODEL, epochs=3, learning_rate=0.5, rounds=4, target_loss=0.0,
+                          rng=np.random.default_rng(0))
+    history = run_federated(hospitals, MODEL, rounds=4, local=LocalTrainingConfig(epochs=3, learning_rate=0.5),
+                            rng=np.random.default_rng(0))
+    for loss, record in zip(run.global_losses, history.rounds):
+        assert loss == pytest.approx(federated_training_loss(hospitals, record.parameters, MODEL))
+    assert np.allclose(run.local_losses, history.train_losses())
+    assert run.rounds_to_target is None
 
 
 def test_more_local_epochs_reach_target_in_fewer_rounds(hospitals):

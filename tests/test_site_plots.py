@@ -49,8 +49,9 @@ def test_site_metric_bars_match_values():
 
 def test_loss_curves_start_at_round_one():
     figure, ax = plt.subplots()
-    lines = plot_loss_curves(ax, {"E=1": [0.6, 0.5, 0.45]}, target=0.5)
+    lines = plot_loss_curves(ax, {"E=1": [0.6, 0.5, 0.45]}, target=0.5, target_label="pooled model")
     assert lines[0].get_xdata().tolist() == [1, 2, 3]
     assert lines[0].get_ydata().tolist() == [0.6, 0.5, 0.45]
     assert len(ax.lines) == 2
+    assert ax.lines[1].get_label() == "pooled model 0.5000"
     plt.close(figure)
