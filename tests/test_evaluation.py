@@ -25,7 +25,7 @@ MODEL = LogisticRegression()
 def federation():
     specs = default_federation()
     cohorts = make_risk_cohorts(specs, np.random.default_rng(0))
-    # A fixed, reasonable model: the generator's reference coefficients and a 15 % intercept.
+    # A fixed, reasonable model: the academic centre's true outcome coefficients and intercept.
     parameters = np.append(cohorts[2].coefficients, cohorts[2].intercept)
     return specs, cohorts, parameters
 

@@ -128,7 +128,8 @@ def test_policy_adds_indicators_for_imputed_columns(heart_folder):
     assert [n for n in names if n.startswith("thal=")] == ["thal=6", "thal=7"]
     for site in federation.sites:
         assert site.X_train.shape[1] == len(names)
-        assert np.all(np.isfinite(site.X_train)) and np.all(np.isfinite(site.X_test))
+        assert np.all(np.isfinite(site.X_train))
+        assert np.all(np.isfinite(site.X_test))
 
 
 def test_imputation_uses_the_site_training_median():

@@ -30,7 +30,10 @@ def pairwise_auroc(y, scores):
     negatives = scores[y == 0]
     total = 0.0
     for p, n in itertools.product(positives, negatives):
-        total += 1.0 if p > n else 0.5 if p == n else 0.0
+        if p > n:
+            total += 1.0
+        elif p == n:
+            total += 0.5
     return total / (positives.size * negatives.size)
 
 
