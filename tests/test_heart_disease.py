@@ -217,3 +217,24 @@ def test_site_missing_everything_drops_every_column(heart_folder):
     path.write_text(",".join(["?"] * 13 + ["0"]) + "\n" + ",".join(["?"] * 13 + ["1"]) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match="every feature column is missing above max_missing_fraction=0.5"):
         load_heart_disease(heart_folder, np.random.default_rng(0))
+
+
+def test_loaded_sites_run_the_chapter_3_comparison(heart_folder):
+    from fedmed_lab.baselines import compare_methods, train_fedavg, train_local_only, train_pooled
+    from fedmed_lab.models import LogisticRegression
+    from fedmed_lab.training import LocalTrainingConfig
+
+    federation = load_heart_disease(heart_folder, np.random.default_rng(1), test_fraction=0.5)
+    hospitals = [site.to_hospital() for site in federation.sites]
+    model = LogisticRegression()
+    budget = LocalTrainingConfig(epochs=20, learning_rate=0.2)
+    table = compare_methods(hospitals, model, {
+        "local-only": train_local_only(hospitals, model, local=budget, rng=np.random.default_rng(1)),
+        "FedAvg": train_fedavg(hospitals, model, rounds=4, local=LocalTrainingConfig(epochs=5, learning_rate=0.2),
+                               rng=np.random.default_rng(1)),
+        "pooled": train_pooled(federation.sites, model, local=budget, rng=np.random.default_rng(1)),
+    })
+    assert table.site_ids == tuple(SITE_FILES)
+    for method in table.methods:
+        for site_id in table.site_ids:
+            assert 0.0 <= table.value(method, site_id) <= 1.0
