@@ -19,12 +19,15 @@ Missing-value policy (applied by :func:`load_heart_disease`):
    ``max_missing_fraction`` of the records at any one site is dropped at every
    site, because the federation needs one common feature set and a column
    that one site barely measures cannot be imputed there.
-3. In every kept column that has a missing value at any site, the site fills
+3. Each site splits its records into train and test stratified by outcome,
+   so a small site with few healthy (or few ill) patients still has both
+   classes in its test split.
+4. In every kept column that has a missing value at any site, the site fills
    the gaps with its own training-split median (the most frequent level for a
    categorical column) and the model gets a 0/1 missingness indicator, so a
    missing reading may carry information of its own.
-4. Categorical columns are one-hot encoded against their first level.
-5. Features are standardised with a mean and standard deviation pooled from
+5. Categorical columns are one-hot encoded against their first level.
+6. Features are standardised with a mean and standard deviation pooled from
    per-site counts, sums and sums of squares of the training splits: only
    those aggregates travel, never a record.
 """
@@ -238,6 +241,41 @@ def encode_site(raw: np.ndarray, train: np.ndarray, columns: Sequence[str],
     return np.column_stack(blocks), names
 
 
+def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into train and test, holding out ``test_fraction`` of each outcome class.
+
+    A class with at least two members puts at least one in each split, so a
+    site's test split has both classes whenever the site does and its AUROC is
+    defined. A class with one member stays in training. Draws one permutation
+    per class, negatives first.
+
+    Returns
+    -------
+    train, test : ndarrays of int
+        Sorted row indices.
+
+    Raises
+    ------
+    ValueError
+        When either split would be empty.
+    """
+    test = []
+    for label in (0.0, 1.0):
+        members = np.flatnonzero(y == label)
+        members = members[rng.permutation(members.size)]
+        count = int(round(test_fraction * members.size))
+        count = min(max(count, 1), members.size - 1) if members.size >= 2 else 0
+        test.extend(members[:count].tolist())
+    test = np.sort(np.array(test, dtype=int))
+    train = np.setdiff1d(np.arange(y.size), test)
+    if test.size == 0 or train.size == 0:
+        raise ValueError(
+            f"cannot split {y.size} records with {int(y.sum())} positives into non-empty train and test splits; "
+            "a site needs at least two records of one class"
+        )
+    return train, test
+
+
 def pooled_mean_and_std(counts: Sequence[int], sums: Sequence[np.ndarray],
                         sums_of_squares: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Combine per-site count, sum and sum of squares into the pooled mean and standard deviation.
@@ -261,10 +299,9 @@ def load_heart_disease(folder: str | Path, rng: np.random.Generator, *, test_fra
     folder : str or Path
         Folder holding the ``processed.<site>.data`` files named in :data:`SITE_FILES`.
     rng : numpy.random.Generator
-        Draws each site's train/test split, one permutation per site in site order.
+        Draws each site's train/test split (:func:`stratified_split`), site by site.
     test_fraction : float
-        Fraction of each site's patients held out as its test split (at least
-        one, and at least one left for training).
+        Fraction of each outcome class held out as the site's test split.
     max_missing_fraction : float in [0, 1]
         A column missing above this fraction at any site is dropped everywhere.
     sites : sequence of str, optional
@@ -313,14 +350,12 @@ def load_heart_disease(folder: str | Path, rng: np.random.Generator, *, test_fra
     encoded = {}
     for site in site_ids:
         records = raw[site]
-        n = records.shape[0]
-        if n < 2:
-            raise ValueError(f"{SITE_FILES[site]} holds {n} record; a site needs at least 2 for a train/test split")
-        num_test = min(max(1, int(round(test_fraction * n))), n - 1)
-        order = rng.permutation(n)
-        test, train = order[:num_test], order[num_test:]
-        X, names = encode_site(records, train, columns, indicator_columns)
         y = (records[:, -1] > 0).astype(float)
+        try:
+            train, test = stratified_split(y, test_fraction, rng)
+        except ValueError as error:
+            raise ValueError(f"{SITE_FILES[site]}: {error}") from None
+        X, names = encode_site(records, train, columns, indicator_columns)
         encoded[site] = (X[train], y[train], X[test], y[test])
 
     # Standardise with pooled statistics built from per-site aggregates.

@@ -12,6 +12,7 @@ from fedmed_lab.heart_disease import (
     choose_columns,
     load_heart_disease,
     encode_site,
+    stratified_split,
     pooled_mean_and_std,
     read_heart_disease_file,
 )
@@ -238,3 +239,26 @@ def test_loaded_sites_run_the_chapter_3_comparison(heart_folder):
     for method in table.methods:
         for site_id in table.site_ids:
             assert 0.0 <= table.value(method, site_id) <= 1.0
+
+
+def test_stratified_split_keeps_both_classes():
+    # A site like Switzerland: almost everyone has the disease.
+    y = np.array([0.0, 0.0] + [1.0] * 30)
+    train, test = stratified_split(y, 0.3, np.random.default_rng(0))
+    assert set(y[test]) == {0.0, 1.0}
+    assert set(y[train]) == {0.0, 1.0}
+    assert np.sum(y[test] == 0.0) == 1
+    assert np.sum(y[test] == 1.0) == 9
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(32))
+
+
+def test_stratified_split_single_member_class_trains():
+    y = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    train, test = stratified_split(y, 0.4, np.random.default_rng(0))
+    assert 0 in train
+    assert test.size == 2
+
+
+def test_stratified_split_rejects_unsplittable_site():
+    with pytest.raises(ValueError, match="cannot split 2 records with 1 positives"):
+        stratified_split(np.array([0.0, 1.0]), 0.5, np.random.default_rng(0))
