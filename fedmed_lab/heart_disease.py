@@ -1,10 +1,10 @@
 """Load the UCI Heart Disease data of its four hospitals as federation sites.
 
-The data (Detrano et al., American Journal of Cardiology 64, 1989; UCI
-Machine Learning Repository, "Heart Disease") comes from four institutions:
-Cleveland Clinic, the Hungarian Institute of Cardiology in Budapest, the
-University Hospitals of Zurich and Basel, and the VA Medical Center in Long
-Beach. Each ``processed.<site>.data`` file holds one patient per line, 14
+The data is the UCI Machine Learning Repository's "Heart Disease" set
+(Detrano et al., American Journal of Cardiology 64, 1989). It comes from four
+institutions: Cleveland Clinic, the Hungarian Institute of Cardiology in
+Budapest, the University Hospitals of Zurich and Basel, and the VA Medical
+Center in Long Beach. Each ``processed.<site>.data`` file holds one patient per line, 14
 comma-separated columns, ``?`` for a missing value; the last column is the
 diagnosis 0-4, and any value above 0 counts as disease here. The course does
 not ship or download the files: the learner names the folder that holds them.
@@ -93,7 +93,7 @@ def read_heart_disease_file(path: str | Path) -> np.ndarray:
         When ``path`` does not exist.
     HeartDiseaseFormatError
         When a line does not have 14 fields, a field is neither a number nor
-        ``?``, the diagnosis is missing or outside 0-4, or the file holds no
+        ``?``, the diagnosis is missing or outside 0-4, or the file contains no
         record; the message names the file and the line number.
     """
     path = Path(path)
