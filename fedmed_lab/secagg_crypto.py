@@ -340,8 +340,15 @@ class FixedPointCodec:
         if headroom < 2:
             raise ValueError(f"R = 2^{modulus_bits} is too small for K={num_sites} sites with n_k <= {max_weight} "
                              f"and |x| <= {clip:g}: raise modulus_bits")
-        scale_bits = int(math.floor(math.log2(headroom))) - 1
-        codec = cls(clip=clip, scale_bits=scale_bits, modulus_bits=modulus_bits)
+        # 2^f * clip * K * max_weight < R/2 gives f < log2(headroom); rounding of clip * 2^f
+        # can push the bound over, so step down until the exact check passes.
+        scale_bits = int(math.floor(math.log2(headroom)))
+        while scale_bits > 0:
+            codec = cls(clip=clip, scale_bits=scale_bits, modulus_bits=modulus_bits)
+            if num_sites * max_weight * max(codec.max_encoded, 1) < codec.modulus // 2:
+                return codec
+            scale_bits -= 1
+        codec = cls(clip=clip, scale_bits=0, modulus_bits=modulus_bits)
         codec.check_capacity(num_sites, max_weight)
         return codec
 
