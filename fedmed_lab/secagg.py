@@ -8,11 +8,11 @@ consistency-check round and without signatures. Each site u sends
     y_u = n_u * enc(x_u) + PRG(b_u) + sum_{v in N(u), u < v} PRG(s_uv) - sum_{v in N(u), u > v} PRG(s_uv)   (mod R)
 
 with n_u appended as one more coordinate. The pairwise masks PRG(s_uv)
-cancel in the sum; the coordinator removes the self masks PRG(b_u) of the
-sites whose inputs it holds, and the pairwise masks of sites that dropped
-before sending, from Shamir shares that the surviving sites return. For a
-given site the coordinator asks for shares of b_u or of its mask key s_u,
-never both, so it never learns one site's input.
+cancel in the sum. The coordinator removes the self masks PRG(b_u) of the
+sites whose inputs it received, and the pairwise masks of sites that
+dropped before sending, using Shamir shares that the surviving sites
+return. Honest sites reveal shares of b_u or of the mask key s_u for a
+given site, never both, so the coordinator cannot unmask one site's input.
 
 The sparse variant follows SecAgg+ (Bell et al., "Secure Single-Server
 Aggregation with (Poly)Logarithmic Overhead", CCS 2020, IACR ePrint
@@ -286,8 +286,8 @@ class SecAggSite:
         """
         both = uploaded & dropped
         if both:
-            raise ValueError(f"site {self.site_id!r} refuses to unmask: sites {sorted(both)} are listed both as "
-                             "sent and dropped, and revealing both secrets would expose their inputs")
+            raise ValueError(f"site {self.site_id!r} rejects the unmasking request: sites {sorted(both)} are listed "
+                             "both as sent and as dropped, and revealing both of their secrets would expose their inputs")
         response = {}
         for owner, (seed_share, key_share) in self._held_shares.items():
             if owner in uploaded:
@@ -318,6 +318,8 @@ class SecureAggregationResult:
     reconstructed : dict of str to str
         For each site whose secret was rebuilt: ``"self-mask seed"`` or ``"mask key"``.
     cost : CostLedger
+    resolution : float
+        2^-f of the codec: each n_k x_k coordinate was rounded to a multiple of it.
     """
 
     weighted_sum: np.ndarray

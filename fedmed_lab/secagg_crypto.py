@@ -53,7 +53,7 @@ class KeySource:
         ``None`` draws every value from the OS (``secrets.token_bytes``).
         A seed derives each value as SHAKE-256(seed, label), so a notebook can
         show the same keys on every run. A seeded source is for teaching and
-        tests only: anyone who knows the seed knows every key.
+        tests only, because the seed determines every key.
     """
 
     def __init__(self, seed: bytes | None = None):

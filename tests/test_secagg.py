@@ -183,10 +183,10 @@ def test_malformed_masked_input_rejected(masked, wording):
     assert 1 not in coordinator.masked
 
 
-def test_site_refuses_to_reveal_both_secrets():
+def test_site_rejects_revealing_both_secrets():
     site = SecAggSite(0, "north", np.zeros(2), 5, CODEC, KeySource(b"both"))
 
-    with pytest.raises(ValueError, match=r"site 'north' refuses to unmask: sites \[1\]"):
+    with pytest.raises(ValueError, match=r"site 'north' rejects the unmasking request: sites \[1\]"):
         site.unmasking(frozenset({0, 1}), frozenset({1}))
 
 

@@ -56,8 +56,8 @@ def test_t_minus_one_shares_give_wrong_value(case):
     shares = shamir_split(secret, threshold=threshold, x_coordinates=xs, source=KeySource(seed))
     chosen = list(order[: threshold - 1])
 
-    # Interpolating t - 1 points fits a polynomial of too low a degree; its value at 0
-    # equals the secret only with probability 1/p over the coefficients.
+    # Interpolating t - 1 points fits a polynomial of too low a degree. Its value at 0
+    # equals the secret only with probability 1/p over the random coefficients.
     guess = shamir_reconstruct([xs[i] for i in chosen], shares[chosen])
 
     assert int(guess) != secret

@@ -32,8 +32,10 @@ def test_uniformity_statistics_needs_two_values():
 def test_synthetic_federation_sizes_in_range():
     updates, sizes = synthetic_federation(50, 3, np.random.default_rng(0))
 
-    assert len(updates) == 50 and all(u.shape == (3,) for u in updates)
-    assert 20 <= min(sizes) and max(sizes) <= 20_000
+    assert len(updates) == 50
+    assert all(u.shape == (3,) for u in updates)
+    assert min(sizes) >= 20
+    assert max(sizes) <= 20_000
     assert len(set(sizes)) > 40
 
 
@@ -83,7 +85,8 @@ def test_cost_complete_graph_quadratic_sparse_not():
     # stay within the change of degree on the sparse graph.
     assert complete[1].bytes_per_site / complete[0].bytes_per_site > 3.0
     assert sparse[1].bytes_per_site / sparse[0].bytes_per_site < 1.6
-    assert sparse[1].degree == 6 and complete[1].degree == 39
+    assert sparse[1].degree == 6
+    assert complete[1].degree == 39
 
 
 def test_cost_with_dropouts_pays_for_recovery():
