@@ -157,7 +157,11 @@ class AdvertisedKeys:
 
 @dataclass
 class CostLedger:
-    """Bytes and seconds per protocol round, for sites (summed over sites) and the coordinator."""
+    """Bytes and CPU seconds per protocol round, for sites (summed over sites) and the coordinator.
+
+    Seconds are ``time.process_time`` of this single-threaded simulation, so
+    other processes on a shared machine do not inflate them.
+    """
 
     bytes_up: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes_down: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -535,37 +539,37 @@ def run_secure_aggregation(vectors: Sequence[np.ndarray], num_examples: Sequence
 
     # Round 0: every site advertises two public keys; each learns its neighbours' keys.
     for site in sites:
-        start = time.perf_counter()
+        start = time.process_time()
         coordinator.keys[site.index] = site.advertise_keys()
-        ledger.site_seconds["advertise_keys"] += time.perf_counter() - start
+        ledger.site_seconds["advertise_keys"] += time.process_time() - start
         ledger.bytes_up["advertise_keys"] += 2 * 32 + ID_BYTES
         ledger.bytes_down["advertise_keys"] += len(coordinator.graph[site.index]) * (2 * 32 + ID_BYTES)
 
     # Round 1: shares of b_u and s_u, encrypted per neighbour, relayed by the coordinator.
     mailbox: dict[int, dict[int, bytes]] = defaultdict(dict)
     for site in sites:
-        start = time.perf_counter()
+        start = time.process_time()
         ciphertexts = site.share_keys(coordinator.neighbour_keys(site.index), coordinator.site_threshold(site.index))
-        ledger.site_seconds["share_keys"] += time.perf_counter() - start
+        ledger.site_seconds["share_keys"] += time.process_time() - start
         for recipient, message in ciphertexts.items():
             mailbox[recipient][site.index] = message
             ledger.bytes_up["share_keys"] += len(message) + 2 * ID_BYTES
             ledger.bytes_down["share_keys"] += len(message) + 2 * ID_BYTES
     for site in sites:
-        start = time.perf_counter()
+        start = time.process_time()
         site.receive_shares(mailbox[site.index])
-        ledger.site_seconds["share_keys"] += time.perf_counter() - start
+        ledger.site_seconds["share_keys"] += time.process_time() - start
 
     # Round 2: masked inputs from every site that has not dropped yet.
     for site in sites:
         if site.index in before:
             continue
-        start = time.perf_counter()
+        start = time.process_time()
         masked = site.masked_input()
-        ledger.site_seconds["masked_input"] += time.perf_counter() - start
-        start = time.perf_counter()
+        ledger.site_seconds["masked_input"] += time.process_time() - start
+        start = time.process_time()
         coordinator.receive_masked_input(site.index, masked)
-        ledger.coordinator_seconds["masked_input"] += time.perf_counter() - start
+        ledger.coordinator_seconds["masked_input"] += time.process_time() - start
         ledger.bytes_up["masked_input"] += masked.size * element_bytes + ID_BYTES
     coordinator.require_quorum(len(coordinator.masked), "masked-input")
 
@@ -577,13 +581,13 @@ def run_secure_aggregation(vectors: Sequence[np.ndarray], num_examples: Sequence
     for site in responders:
         neighbourhood = coordinator.graph[site.index] | {site.index}
         ledger.bytes_down["unmasking"] += len(neighbourhood) * ID_BYTES
-        start = time.perf_counter()
+        start = time.process_time()
         responses[site.index] = site.unmasking(uploaded & neighbourhood, before & neighbourhood)
-        ledger.site_seconds["unmasking"] += time.perf_counter() - start
+        ledger.site_seconds["unmasking"] += time.process_time() - start
         ledger.bytes_up["unmasking"] += len(responses[site.index]) * (SHARE_BYTES + ID_BYTES)
-    start = time.perf_counter()
+    start = time.process_time()
     total, needed = coordinator.unmask(responses, before)
-    ledger.coordinator_seconds["unmasking"] += time.perf_counter() - start
+    ledger.coordinator_seconds["unmasking"] += time.process_time() - start
 
     signed = codec.to_signed(total)
     logger.info("secure aggregation: %d of %d sites included, %d secrets rebuilt", len(uploaded), num_sites, len(needed))

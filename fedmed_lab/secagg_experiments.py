@@ -132,8 +132,8 @@ def measure_cost(num_sites: int, *, graph: str, vector_length: int, rng: np.rand
 
     t = ceil(threshold_fraction * K). ``dropout_fraction`` of the sites drop
     before sending their input, so the coordinator pays for rebuilding their
-    mask keys. Seconds are wall-clock time of the simulation on this machine:
-    the sites' work is summed and divided by K, the coordinator's is total.
+    mask keys. Seconds are CPU time of the simulation on this machine: the
+    sites' work is summed and divided by K, the coordinator's is its total.
     Bytes count keys, ciphertexts, masked vectors, ids and shares, not the model broadcast.
 
     Randomness from ``rng``, in order: the federation, the graph, the dropped sites.
