@@ -612,3 +612,40 @@ def secure_fedavg(updates: Sequence, *, threshold: int, codec: FixedPointCodec, 
     """
     return run_secure_aggregation([u.parameters for u in updates], [u.num_examples for u in updates],
                                   threshold=threshold, codec=codec, site_ids=[u.site_id for u in updates], **options)
+
+
+class SecureAggregator:
+    """An aggregator for :class:`fedmed_lab.rounds.Coordinator` that runs one secure round per call.
+
+    Each call treats the responding sites as the K of the round, so a round
+    with fewer than ``threshold`` responding sites aborts. The codec's
+    capacity is checked against each round's K and largest n_k.
+
+    Parameters
+    ----------
+    threshold : int
+        t, at least 1.
+    codec : FixedPointCodec
+    key_seed : bytes, optional
+        Seed for the key material (teaching and tests only). Every round then
+        reuses the same keys, which a deployment must never do.
+
+    Attributes
+    ----------
+    last_result : SecureAggregationResult or None
+        The most recent round, for its cost and the coordinator's view.
+    """
+
+    def __init__(self, *, threshold: int, codec: FixedPointCodec, key_seed: bytes | None = None):
+        self.threshold = check_positive_int(threshold, "threshold")
+        self.codec = codec
+        self.key_seed = key_seed
+        self.last_result: SecureAggregationResult | None = None
+
+    def __call__(self, updates: Sequence) -> np.ndarray:
+        if len(updates) < self.threshold:
+            raise SecureAggregationAborted(
+                f"round aborted: {len(updates)} sites responded, fewer than the threshold t={self.threshold}; "
+                "no aggregate is released")
+        self.last_result = secure_fedavg(updates, threshold=self.threshold, codec=self.codec, key_seed=self.key_seed)
+        return self.last_result.weighted_average

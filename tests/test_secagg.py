@@ -8,10 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedmed_lab.aggregation import fedavg
+from fedmed_lab.data import default_federation, make_risk_cohorts
+from fedmed_lab.models import LogisticRegression
+from fedmed_lab.rounds import run_federated
 from fedmed_lab.secagg import (
     SecAggCoordinator,
     SecAggSite,
     SecureAggregationAborted,
+    SecureAggregator,
     complete_graph,
     harary_degree,
     random_harary_graph,
@@ -20,6 +24,7 @@ from fedmed_lab.secagg import (
 )
 from fedmed_lab.secagg_crypto import FixedPointCodec, KeySource
 from fedmed_lab.sites import ModelUpdate
+from fedmed_lab.training import LocalTrainingConfig
 
 CODEC = FixedPointCodec(clip=1.0, scale_bits=12, modulus_bits=32)
 
@@ -245,3 +250,25 @@ def test_harary_graph_small_k_is_complete():
 def test_harary_graph_rejects_odd_degree():
     with pytest.raises(ValueError, match=r"degree must be an even integer in \[2, K-1\] .* got 3 for K=10"):
         random_harary_graph(10, np.random.default_rng(0), degree=3)
+
+
+def test_secure_aggregator_trains_like_fedavg():
+    hospitals = [c.to_hospital() for c in make_risk_cohorts(default_federation(), np.random.default_rng(11))]
+    local = LocalTrainingConfig(epochs=2, learning_rate=0.5)
+    codec = FixedPointCodec.for_federation(num_sites=5, max_weight=10_000, clip=4.0, modulus_bits=48)
+    aggregator = SecureAggregator(threshold=3, codec=codec, key_seed=b"train")
+
+    secure = run_federated(hospitals, LogisticRegression(), rounds=3, local=local, rng=np.random.default_rng(1),
+                           aggregator=aggregator)
+    plain = run_federated(hospitals, LogisticRegression(), rounds=3, local=local, rng=np.random.default_rng(1))
+
+    assert np.max(np.abs(secure.final_parameters - plain.final_parameters)) < 1e-6
+    assert aggregator.last_result.total_weight == sum(h.num_examples for h in hospitals)
+
+
+def test_secure_aggregator_aborts_below_threshold():
+    aggregator = SecureAggregator(threshold=3, codec=CODEC)
+    updates = [ModelUpdate("a", np.zeros(2), 5), ModelUpdate("b", np.zeros(2), 7)]
+
+    with pytest.raises(SecureAggregationAborted, match=r"2 sites responded, fewer than the threshold t=3"):
+        aggregator(updates)
