@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from fedmed_lab import logger
+from fedmed_lab import FedMedWarning, logger
 from fedmed_lab._checks import check_positive_int, check_rng, check_site_sizes
 from fedmed_lab.secagg_crypto import (
     SECRET_LIMBS,
@@ -511,6 +512,11 @@ def run_secure_aggregation(vectors: Sequence[np.ndarray], num_examples: Sequence
         For t > K, mismatched lengths, unknown or doubly listed dropped sites, or a codec that could wrap.
     SecureAggregationAborted
         When fewer than t sites send their masked input or take part in unmasking.
+
+    Warns
+    -----
+    FedMedWarning
+        When a single site's input is in the sum, which then reveals that input.
     """
     num_sites = len(vectors)
     sizes = check_site_sizes(num_examples, "num_examples")
@@ -590,6 +596,9 @@ def run_secure_aggregation(vectors: Sequence[np.ndarray], num_examples: Sequence
     ledger.coordinator_seconds["unmasking"] += time.process_time() - start
 
     signed = codec.to_signed(total)
+    if len(uploaded) == 1:
+        warnings.warn(f"only site {site_ids[next(iter(uploaded))]!r} is in the sum, so the released aggregate is its "
+                      "own weighted update; use t >= 2", FedMedWarning, stacklevel=2)
     logger.info("secure aggregation: %d of %d sites included, %d secrets rebuilt", len(uploaded), num_sites, len(needed))
     return SecureAggregationResult(
         weighted_sum=signed[:-1].astype(float) * codec.resolution,

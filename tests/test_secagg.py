@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedmed_lab import FedMedWarning
 from fedmed_lab.aggregation import fedavg
 from fedmed_lab.data import default_federation, make_risk_cohorts
 from fedmed_lab.models import LogisticRegression
@@ -75,7 +76,11 @@ def test_sum_exact_or_abort_for_every_dropout_pattern(case):
             run()
         return
 
-    result = run()
+    if len(uploaded) == 1:
+        with pytest.warns(FedMedWarning, match=r"only site 'h\d' is in the sum"):
+            result = run()
+    else:
+        result = run()
 
     assert result.total_weight == sum(sizes[k] for k in uploaded)
     assert np.array_equal(result.weighted_sum, exact_fixed_point_sum(vectors, sizes, uploaded, CODEC))
@@ -272,3 +277,10 @@ def test_secure_aggregator_aborts_below_threshold():
 
     with pytest.raises(SecureAggregationAborted, match=r"2 sites responded, fewer than the threshold t=3"):
         aggregator(updates)
+
+
+def test_single_included_site_warns():
+    with pytest.warns(FedMedWarning, match=r"only site 'site_0' is in the sum, so the released aggregate is its own"):
+        result = run_secure_aggregation([np.array([0.5])], [3], threshold=1, codec=CODEC)
+
+    assert result.weighted_sum.tolist() == [1.5]
