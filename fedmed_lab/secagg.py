@@ -29,7 +29,7 @@ Rounds, as the methods below name them:
 2. ``masked_input``: each site sends y_u.
 3. ``unmasking``: each surviving site returns its shares of b_v for sites v
    whose input arrived and of s_v for neighbours v that dropped before
-   sending; the coordinator reconstructs and removes the masks.
+   sending. The coordinator reconstructs these secrets and removes the masks.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from fedmed_lab import FedMedWarning, logger
-from fedmed_lab._checks import check_positive_int, check_rng, check_site_sizes
+from fedmed_lab._checks import check_positive_int, check_site_sizes
 from fedmed_lab.secagg_crypto import (
     SECRET_LIMBS,
     FixedPointCodec,
@@ -61,6 +61,13 @@ from fedmed_lab.secagg_crypto import (
     shamir_reconstruct,
     shamir_split,
 )
+from fedmed_lab.secagg_graphs import (  # noqa: F401 - re-exported as part of this module's API
+    check_threshold,
+    complete_graph,
+    harary_degree,
+    local_threshold,
+    random_harary_graph,
+)
 
 SHARE_BYTES = 4 * SECRET_LIMBS
 """Bytes of one share of a 32-byte secret on the wire: 16 field elements of 4 bytes."""
@@ -72,76 +79,6 @@ TAG_BYTES = 16
 
 class SecureAggregationAborted(RuntimeError):
     """A round stopped because fewer than t sites took part; no aggregate is released."""
-
-
-# --- neighbourhood graphs --------------------------------------------------------------------
-
-
-def complete_graph(num_sites: int) -> list[frozenset[int]]:
-    """Return the all-pairs graph of the original protocol: every site neighbours every other."""
-    num_sites = check_positive_int(num_sites, "num_sites")
-    everyone = frozenset(range(num_sites))
-    return [everyone - {u} for u in range(num_sites)]
-
-
-def harary_degree(num_sites: int) -> int:
-    """Return the sparse-graph degree: the smallest even number >= log2 K, at most K - 1."""
-    num_sites = check_positive_int(num_sites, "num_sites")
-    if num_sites == 1:
-        return 0
-    degree = 2 * math.ceil(math.log2(num_sites) / 2)
-    return min(max(degree, 2), num_sites - 1)
-
-
-def random_harary_graph(num_sites: int, rng: np.random.Generator, *, degree: int | None = None) -> list[frozenset[int]]:
-    """Return a random Harary graph: a circulant graph of even degree on randomly permuted sites.
-
-    Each site in the random cyclic order is joined to the ``degree / 2`` sites
-    before and after it, so the graph is ``degree``-regular and connected.
-
-    Parameters
-    ----------
-    num_sites : int
-        K.
-    rng : numpy.random.Generator
-        Draws the permutation.
-    degree : int, optional
-        Even number of neighbours (default :func:`harary_degree`); K - 1 gives the complete graph.
-    """
-    num_sites = check_positive_int(num_sites, "num_sites")
-    check_rng(rng)
-    degree = harary_degree(num_sites) if degree is None else degree
-    if degree == num_sites - 1:
-        return complete_graph(num_sites)
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 2 or degree % 2 or degree >= num_sites:
-        raise ValueError(f"degree must be an even integer in [2, K-1] or K-1 itself, got {degree!r} for K={num_sites}")
-    order = rng.permutation(num_sites)
-    neighbours: list[set[int]] = [set() for _ in range(num_sites)]
-    for position, site in enumerate(order):
-        for step in range(1, degree // 2 + 1):
-            other = int(order[(position + step) % num_sites])
-            neighbours[int(site)].add(other)
-            neighbours[other].add(int(site))
-    return [frozenset(n) for n in neighbours]
-
-
-def check_threshold(threshold: object, num_sites: int) -> int:
-    """Return t after checking 1 <= t <= K."""
-    threshold = check_positive_int(threshold, "threshold")
-    if threshold > num_sites:
-        raise ValueError(f"threshold t={threshold} is larger than the number of sites K={num_sites}; choose t <= K")
-    return threshold
-
-
-def local_threshold(threshold: int, num_sites: int, num_holders: int) -> int:
-    """Scale t to a neighbourhood: ceil(t * |holders| / K), the same fraction of the share holders.
-
-    NOTE: with about log2 K neighbours a few dropped neighbours can leave a
-    site's holders below this threshold, which aborts the round (the benchmark
-    sees this at 5 % dropout). Bell et al. size the degree from the dropout
-    rate and a target failure probability, which this simulation does not do.
-    """
-    return max(1, math.ceil(threshold * num_holders / num_sites))
 
 
 # --- messages and cost ledger ----------------------------------------------------------------
@@ -313,7 +250,7 @@ class SecAggSite:
 
 @dataclass(frozen=True)
 class SecureAggregationResult:
-    """What the coordinator learns from one secure round, plus the cost of the round.
+    """Outcome of one secure round: the coordinator's aggregate and view, and the round's cost.
 
     Attributes
     ----------

@@ -13,13 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedmed_lab._checks import check_non_negative_int, check_positive_int, check_probability, check_rng
-from fedmed_lab.secagg import (
-    SecureAggregationAborted,
-    complete_graph,
-    random_harary_graph,
-    run_secure_aggregation,
-)
+from fedmed_lab.secagg import SecureAggregationAborted, run_secure_aggregation
 from fedmed_lab.secagg_crypto import FixedPointCodec
+from fedmed_lab.secagg_graphs import complete_graph, random_harary_graph
 
 
 def uniformity_statistics(values, *, modulus_bits: int) -> tuple[float, float]:
