@@ -49,6 +49,26 @@ def _cmd_execute_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_exercises(args: argparse.Namespace) -> int:
+    from fedmed_lab import exercises
+
+    try:
+        changed = exercises.build_all(Path(args.solutions_dir), Path(args.exercises_dir), check=args.check)
+    except exercises.ExerciseFormatError as error:
+        print(f"invalid solution notebook: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if changed:
+            print("out of date (run 'fedmed-lab build-exercises'): " + ", ".join(changed), file=sys.stderr)
+            return 1
+        print(f"exercises in {args.exercises_dir}/ are up to date")
+        return 0
+    for name in changed:
+        print(f"updated {name}")
+    print(f"{len(changed)} exercise file(s) changed in {args.exercises_dir}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedmed-lab", description="Run and check the fedmed-lab course.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("--cell-timeout", type=_positive_int, default=course.DEFAULT_CELL_TIMEOUT,
                          help="seconds one cell may run before it fails (default: %(default)s)")
     execute.set_defaults(handler=_cmd_execute_notebooks)
+
+    build = commands.add_parser("build-exercises", help="generate the student exercises from the solution notebooks")
+    build.add_argument("--solutions-dir", default="solutions", help="folder of solution notebooks (default: solutions)")
+    build.add_argument("--exercises-dir", default="exercises", help="folder to write exercises to (default: exercises)")
+    build.add_argument("--check", action="store_true", help="write nothing; exit 1 when an exercise is out of date")
+    build.set_defaults(handler=_cmd_build_exercises)
     return parser
 
 
