@@ -1,0 +1,220 @@
+"""Execute one assembled submission in a fresh course kernel, within limits.
+
+Student code runs only in the kernel, a separate process started for this
+submission in a temporary working directory that holds only a copy of the
+submission. The grader process sends cells and reads replies through
+nbclient; it never executes student code.
+
+Test results travel through a file, not through cell outputs: each restored
+test cell is wrapped so that it appends one JSON record (a per-run random
+token, the cell id, passed or not, the exception's type and message) to a
+results file outside the working directory. Printing "passed" or hiding
+tracebacks therefore changes nothing. NOTE: student code runs in the same
+process as the wrapper, so a student who reads the wrapper's source from the
+kernel's history could forge a record; records for one cell beyond the first
+count as a failure, which catches a forged record only when the real one is
+written too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from fedmed_lab.exercises import TestCell
+from fedmed_lab.kernel import KERNEL_NAME
+
+# Seconds the grader waits beyond a limit for an interrupted kernel before killing it.
+KILL_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission.
+
+    cell_timeout and total_timeout are seconds of wall-clock time;
+    memory_bytes caps the kernel's address space (RLIMIT_AS); output_bytes
+    caps the outputs the grader keeps from the whole notebook.
+    """
+
+    cell_timeout: float = 30.0
+    total_timeout: float = 120.0
+    memory_bytes: int = 2 * 1024**3
+    output_bytes: int = 1024**2
+
+
+@dataclass
+class ExecutionReport:
+    """What happened while the kernel ran the assembled notebook."""
+
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    timed_out_cells: list[str] = field(default_factory=list)
+    memory_error_cells: list[str] = field(default_factory=list)
+    output_limited: bool = False
+    kernel_died_at: str | None = None
+    total_timeout_at: str | None = None
+    seconds: float = 0.0
+
+
+def setup_source(limits: Limits) -> str:
+    """Return the first cell the kernel runs: it caps the kernel's own address space.
+
+    Soft and hard limits are set together, so code running later in the
+    kernel cannot raise them again.
+    """
+    return (
+        "import resource as _fedmed_resource\n"
+        f"_fedmed_resource.setrlimit(_fedmed_resource.RLIMIT_AS, ({int(limits.memory_bytes)}, "
+        f"{int(limits.memory_bytes)}))\n"
+        "del _fedmed_resource"
+    )
+
+
+def wrap_test_source(test: TestCell, results_path: Path, token: str) -> str:
+    """Return a cell that runs ``test`` in the user namespace and records its outcome in ``results_path``.
+
+    Any exception, KeyboardInterrupt and SystemExit included, is a failure;
+    the record holds only the exception's type and message, never a traceback.
+    """
+    return f'''# Test cell {test.cell_id}, run and recorded by the fedmed-lab grader
+def _fedmed_grader_run_test():
+    import json
+    record = {{"token": {token!r}, "cell": {test.cell_id!r}}}
+    try:
+        exec(compile({test.source!r}, "<{test.cell_id}>", "exec"), get_ipython().user_ns)
+        record.update(passed=True, error="", message="")
+    except BaseException as error:
+        try:
+            message = str(error)
+        except BaseException:
+            message = "(the exception's message could not be converted to text)"
+        record.update(passed=False, error=type(error).__name__, message=message[:2000])
+    with open({str(results_path)!r}, "a", encoding="utf-8") as results:
+        results.write(json.dumps(record) + "\\n")
+_fedmed_grader_run_test()
+del _fedmed_grader_run_test'''
+
+
+def new_token() -> str:
+    """Return a fresh random token that marks this run's result records."""
+    return secrets.token_hex(16)
+
+
+class LimitedClient(NotebookClient):
+    """An nbclient client that caps kept output and remembers which cells timed out."""
+
+    def __init__(self, *args, output_bytes: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.output_budget = output_bytes
+        self.output_used = 0
+        self.output_limited = False
+        self.cell_output_used = 0
+        self.cell_interrupted = False
+        self.timed_out_cells: list[str] = []
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self.output_used += size
+        self.cell_output_used += size
+        if self.output_used <= self.output_budget:
+            return super().output(outs, msg, display_id, cell_index)
+        self.output_limited = True
+        if self.cell_output_used > self.output_budget and not self.cell_interrupted and self.km is not None:
+            # This cell alone floods the output: stop it like a timeout would.
+            self.cell_interrupted = True
+            asyncio.ensure_future(self._interrupt())
+        return None
+
+    async def _interrupt(self) -> None:
+        result = self.km.interrupt_kernel()
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        if cell is not None:
+            self.timed_out_cells.append(cell.get("id", "?"))
+        return await super()._async_handle_timeout(timeout, cell)
+
+
+def read_records(results_path: Path, token: str) -> dict[str, list[dict]]:
+    """Return the result records carrying ``token``, grouped by test cell id."""
+    records: dict[str, list[dict]] = {}
+    if not results_path.is_file():
+        return records
+    for line in results_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("token") == token and isinstance(record.get("cell"), str):
+            records.setdefault(record["cell"], []).append(record)
+    return records
+
+
+def _has_memory_error(cell) -> bool:
+    return any(output.get("output_type") == "error" and output.get("ename") == "MemoryError"
+               for output in cell.get("outputs", []))
+
+
+async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: ExecutionReport,
+                     work_dir: Path) -> None:
+    start = time.monotonic()
+    async with client.async_setup_kernel(cwd=str(work_dir)):
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type != "code":
+                continue
+            remaining = limits.total_timeout - (time.monotonic() - start)
+            if remaining <= 0:
+                report.total_timeout_at = cell.id
+                return
+            client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
+            client.cell_output_used = 0
+            client.cell_interrupted = False
+            try:
+                await asyncio.wait_for(client.async_execute_cell(cell, index),
+                                       timeout=client.timeout + KILL_GRACE_SECONDS + client.iopub_timeout)
+            except DeadKernelError:
+                report.kernel_died_at = cell.id
+                return
+            except asyncio.TimeoutError:
+                # The kernel ignored the interrupt; the context exit kills it.
+                report.total_timeout_at = cell.id
+                report.timed_out_cells.append(cell.id)
+                return
+            if _has_memory_error(cell):
+                report.memory_error_cells.append(cell.id)
+
+
+def execute(notebook, work_dir: Path, results_path: Path, token: str, limits: Limits) -> ExecutionReport:
+    """Run ``notebook`` cell by cell in a fresh course kernel started in ``work_dir``.
+
+    Never raises for anything the student's code does: timeouts, a dead
+    kernel and output floods are recorded in the returned report.
+    """
+    report = ExecutionReport()
+    client = LimitedClient(
+        notebook,
+        kernel_name=KERNEL_NAME,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": "TimeoutError", "evalue": f"cell interrupted after {limits.cell_timeout:g} s"},
+        record_timing=False,
+        shutdown_kernel="immediate",
+        iopub_timeout=2,
+        output_bytes=limits.output_bytes,
+        resources={"metadata": {"path": str(work_dir)}},
+    )
+    start = time.monotonic()
+    asyncio.run(_run_cells(client, notebook, limits, report, work_dir))
+    report.seconds = time.monotonic() - start
+    report.timed_out_cells.extend(client.timed_out_cells)
+    report.output_limited = client.output_limited
+    report.records = read_records(results_path, token)
+    return report
