@@ -110,8 +110,9 @@ def new_token() -> str:
 class LimitedClient(NotebookClient):
     """An nbclient client that caps kept output and remembers which cells timed out."""
 
-    def __init__(self, *args, output_bytes: int, **kwargs):
+    def __init__(self, *args, output_bytes: int, socket_dir: Path, **kwargs):
         super().__init__(*args, **kwargs)
+        self.socket_dir = socket_dir
         self.output_budget = output_bytes
         self.output_used = 0
         self.output_limited = False
@@ -131,6 +132,13 @@ class LimitedClient(NotebookClient):
             self.cell_interrupted = True
             asyncio.ensure_future(self._interrupt())
         return None
+
+    def create_kernel_manager(self):
+        """Create the kernel manager on IPC sockets in a private folder, so no TCP port is opened."""
+        manager = super().create_kernel_manager()
+        manager.transport = "ipc"
+        manager.ip = str(self.socket_dir / "kernel")
+        return manager
 
     async def _interrupt(self) -> None:
         result = self.km.interrupt_kernel()
@@ -209,6 +217,7 @@ def execute(notebook, work_dir: Path, results_path: Path, token: str, limits: Li
         shutdown_kernel="immediate",
         iopub_timeout=2,
         output_bytes=limits.output_bytes,
+        socket_dir=results_path.parent,
         resources={"metadata": {"path": str(work_dir)}},
     )
     start = time.monotonic()
