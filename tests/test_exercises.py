@@ -59,7 +59,8 @@ def test_exercise_hides_solutions(solution_path):
     assert not set(rubric_ids) & {c.id for c in exercise.cells}
     for cell in exercise.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
+            assert cell.outputs == []
+            assert cell.execution_count is None
 
 
 @pytest.mark.parametrize("solution_path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])

@@ -324,7 +324,8 @@ def test_rerun_skips_unchanged(tmp_path):
     assert [r.submission_id for r in report.graded] == ["alice"]
 
     report, _ = _grade(EX01, EX01_SOLUTION, [first], tmp_path, jobs=1)
-    assert report.graded == [] and report.skipped == ["alice"]
+    assert report.graded == []
+    assert report.skipped == ["alice"]
 
     _write(_with_answers(EX01_SOLUTION, {"q1": Q1_UNWEIGHTED}), first)
     report, rows = _grade(EX01, EX01_SOLUTION, [first], tmp_path, jobs=1)

@@ -31,7 +31,7 @@ from fedmed_lab.grading.scoring import (
 
 @dataclass
 class BatchReport:
-    """What a batch did: results graded now, ids skipped as unchanged, and every status in the gradebook."""
+    """Outcome of a batch: results graded now, ids skipped as unchanged, status and score of every submission."""
 
     graded: list[SubmissionResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)

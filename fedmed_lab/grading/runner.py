@@ -5,10 +5,10 @@ submission in a temporary working directory that holds only a copy of the
 submission. The grader process sends cells and reads replies through
 nbclient; it never executes student code.
 
-Test results travel through a file, not through cell outputs: each restored
-test cell is wrapped so that it appends one JSON record (a per-run random
-token, the cell id, passed or not, the exception's type and message) to a
-results file outside the working directory. Printing "passed" or hiding
+Test results travel through a file, not through cell outputs. Each restored
+test cell is wrapped so that it appends one JSON record to a results file
+outside the working directory: a per-run random token, the cell id, passed
+or not, and the exception's type and message. Printing "passed" or hiding
 tracebacks therefore changes nothing. NOTE: student code runs in the same
 process as the wrapper, so a student who reads the wrapper's source from the
 kernel's history could forge a record; records for one cell beyond the first
@@ -39,9 +39,9 @@ KILL_GRACE_SECONDS = 5.0
 class Limits:
     """Resource limits for one submission.
 
-    cell_timeout and total_timeout are seconds of wall-clock time;
-    memory_bytes caps the kernel's address space (RLIMIT_AS); output_bytes
-    caps the outputs the grader keeps from the whole notebook.
+    cell_timeout and total_timeout are seconds of wall-clock time.
+    memory_bytes caps the kernel's address space (RLIMIT_AS), and
+    output_bytes caps the outputs the grader keeps from the whole notebook.
     """
 
     cell_timeout: float = 30.0
@@ -52,7 +52,7 @@ class Limits:
 
 @dataclass
 class ExecutionReport:
-    """What happened while the kernel ran the assembled notebook."""
+    """Events of one kernel run: recorded test results, timeouts, memory errors, output overflow, kernel death."""
 
     records: dict[str, list[dict]] = field(default_factory=dict)
     timed_out_cells: list[str] = field(default_factory=list)
@@ -203,8 +203,8 @@ async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: Ex
 def execute(notebook, work_dir: Path, results_path: Path, token: str, limits: Limits) -> ExecutionReport:
     """Run ``notebook`` cell by cell in a fresh course kernel started in ``work_dir``.
 
-    Never raises for anything the student's code does: timeouts, a dead
-    kernel and output floods are recorded in the returned report.
+    Timeouts, a dead kernel and output floods are recorded in the returned
+    report, not raised. A kernel that fails to start raises.
     """
     report = ExecutionReport()
     client = LimitedClient(
