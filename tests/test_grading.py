@@ -150,6 +150,9 @@ STUDENT_CODE = {
         "weighted_error = 0.0\nunweighted_error = 0.5")},
     "fakes_passed": {"q1": (Q1_UNWEIGHTED + "\nget_ipython().showtraceback = lambda *args, **kwargs: None\n"
                            "print('q1: the two-site check passed')\nprint('All tests passed')")},
+    "overrides_checks": {"q1": (Q1_UNWEIGHTED + "\ncheck_array = lambda *args, **kwargs: None\n"
+                                "import fedmed_lab.checking\n"
+                                "fedmed_lab.checking.check_array = lambda *args, **kwargs: None")},
     "claims_equality": {
         "q1": ("class Anything(float):\n    def __eq__(self, other):\n        return True\n"
                "    __ne__ = lambda self, other: False\n"
@@ -227,7 +230,7 @@ EXPECTED_STATUS = {
     "old_format": "old-format", "wrong_exercise": "wrong-exercise", "missing_file": "invalid-file",
     "infinite_loop": "timeout", "memory_bomb": "memory", "output_flood": "output-limit",
     "kernel_exits": "kernel-died", "kernel_killed": "kernel-died", "deletes_files": "ok",
-    "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok",
+    "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",
     "duplicated_answer": "ok", "deleted_answer": "ok", "retyped_answer": "ok", "deleted_test": "ok",
 }
 
@@ -259,6 +262,7 @@ def test_cheats_earn_nothing(corpus):
     # weighted_error reuses the wrong weighted_aggregate, so only q2b (the unweighted error) passes.
     assert _question(corpus["rows"]["fakes_passed"], "q2")["points"] == 2
     assert corpus["rows"]["claims_equality"]["points"] == 0
+    assert _question(corpus["rows"]["overrides_checks"], "q1")["points"] == 0
 
 
 def test_deleting_files_harmless(corpus):

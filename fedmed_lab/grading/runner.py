@@ -77,17 +77,24 @@ def setup_source(limits: Limits) -> str:
     )
 
 
-def wrap_test_source(test: TestCell, results_path: Path, token: str) -> str:
+def wrap_test_source(test: TestCell, results_path: Path, token: str, imports: str = "") -> str:
     """Return a cell that runs ``test`` in the user namespace and records its outcome in ``results_path``.
 
-    Any exception, KeyboardInterrupt and SystemExit included, is a failure;
-    the record holds only the exception's type and message, never a traceback.
+    Before the test, ``fedmed_lab.checking`` is reloaded and ``imports`` (the
+    solution's own import statements) run again, so a student who rebinds
+    ``check_array`` or patches the checking module does not change the test.
+    Any exception, KeyboardInterrupt and SystemExit included, is a failure.
+    The record holds only the exception's type and message, never a traceback.
     """
     return f'''# Test cell {test.cell_id}, run and recorded by the fedmed-lab grader
 def _fedmed_grader_run_test():
+    import importlib
     import json
+    import fedmed_lab.checking
     record = {{"token": {token!r}, "cell": {test.cell_id!r}}}
     try:
+        importlib.reload(fedmed_lab.checking)
+        exec(compile({imports!r}, "<grader imports>", "exec"), get_ipython().user_ns)
         exec(compile({test.source!r}, "<{test.cell_id}>", "exec"), get_ipython().user_ns)
         record.update(passed=True, error="", message="")
     except BaseException as error:

@@ -12,6 +12,7 @@ failure keep their points); ``grader-error`` (a fault in the grader itself);
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import shutil
 import tempfile
@@ -23,7 +24,17 @@ import nbformat
 
 import fedmed_lab
 from fedmed_lab import logger
-from fedmed_lab.exercises import HIDDEN_BEGIN, HIDDEN_END, ExerciseSpec, read_spec, split_marked, strip_hidden_tests
+from fedmed_lab.exercises import (
+    ANSWER_TAG,
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    TESTS_TAG,
+    ExerciseSpec,
+    cell_tags,
+    read_spec,
+    split_marked,
+    strip_hidden_tests,
+)
 from fedmed_lab.grading import runner
 from fedmed_lab.grading.submission import ROLE_KEY, SubmissionProblem, assemble, read_submission
 
@@ -100,6 +111,21 @@ def hidden_lines(spec: ExerciseSpec) -> list[str]:
         _, inside = split_marked(test.source, HIDDEN_BEGIN, HIDDEN_END)
         lines.extend(line.strip() for line in inside if len(line.strip()) >= 12 and "HIDDEN TESTS" not in line)
     return lines
+
+
+def solution_imports(solution) -> str:
+    """Return the top-level import statements of the solution's protected code cells, one per line."""
+    statements = []
+    for cell in solution.cells:
+        tags = set(cell_tags(cell))
+        if cell.cell_type != "code" or tags & {ANSWER_TAG, TESTS_TAG}:
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        statements.extend(ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)))
+    return "\n".join(statements)
 
 
 def redact(text: str, secret: list[str]) -> str:
@@ -260,9 +286,10 @@ def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) ->
         shutil.copyfile(job.submission_path, work_dir / Path(job.submission_path).name)
         token = runner.new_token()
         results_path = results_dir / f"results-{token}.jsonl"
+        imports = solution_imports(solution)
         assembled = assemble(solution, submission, spec, seed=job.seed,
                              setup_source=runner.setup_source(job.limits),
-                             wrap_test=lambda test: runner.wrap_test_source(test, results_path, token))
+                             wrap_test=lambda test: runner.wrap_test_source(test, results_path, token, imports))
         report = runner.execute(assembled.notebook, work_dir, results_path, token, job.limits)
     test_cell_ids = {cell.metadata[ROLE_KEY]["test"]: cell.id for cell in assembled.notebook.cells
                      if cell.metadata.get(ROLE_KEY, {}).get("role") == "test"}
