@@ -367,7 +367,11 @@ def test_kill_then_resume(tmp_path):
     gradebook = tmp_path / "gradebook.sqlite"
     command = [sys.executable, "-m", "fedmed_lab.cli", "grade", EX01, *map(str, paths), "--gradebook",
                str(gradebook), "--solutions-dir", str(ROOT / "solutions"), "--jobs", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # The killed grader cannot delete its scratch folders; keep them under tmp_path.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "TMPDIR": str(scratch)})
     deadline = time.monotonic() + 60
     while _count_rows(gradebook) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)

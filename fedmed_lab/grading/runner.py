@@ -21,13 +21,18 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
+from multiprocessing.util import Finalize
 from pathlib import Path
 
+from jupyter_client import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from fedmed_lab import logger
 from fedmed_lab.exercises import TestCell
 from fedmed_lab.kernel import KERNEL_NAME
 
@@ -114,12 +119,102 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
+@dataclass
+class KernelSlot:
+    """A fresh course kernel started in an empty working folder, reserved for one submission.
+
+    ``scratch/work`` is the kernel's working directory; ``scratch/results``
+    holds its IPC sockets and the test results file, out of the kernel's
+    working directory.
+    """
+
+    scratch: Path
+    manager: AsyncKernelManager
+
+    @property
+    def work_dir(self) -> Path:
+        return self.scratch / "work"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.scratch / "results"
+
+
+async def _launch_slot() -> KernelSlot:
+    scratch = Path(tempfile.mkdtemp(prefix="fedmed-grade-"))
+    (scratch / "work").mkdir()
+    (scratch / "results").mkdir()
+    manager = AsyncKernelManager(kernel_name=KERNEL_NAME)
+    # IPC sockets in a private folder: the kernel opens no TCP port.
+    manager.transport = "ipc"
+    manager.ip = str(scratch / "results" / "kernel")
+    await manager.start_kernel(cwd=str(scratch / "work"))
+    return KernelSlot(scratch, manager)
+
+
+async def _discard_slot(slot: KernelSlot) -> None:
+    try:
+        if slot.manager.has_kernel:
+            await slot.manager.shutdown_kernel(now=True)
+    except Exception as error:  # noqa: BLE001 - a kernel that is already gone needs no shutdown
+        logger.warning("could not shut down the kernel in %s: %s", slot.scratch, error)
+    shutil.rmtree(slot.scratch, ignore_errors=True)
+
+
+class KernelSlots:
+    """Fresh kernels for one process, each started one submission ahead.
+
+    Starting a kernel takes about half a second of interpreter start-up.
+    :meth:`take` hands out the kernel started during the previous submission
+    and launches the next one, so that start-up overlaps the current
+    submission's run. Every kernel serves one submission and is then killed.
+    """
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.spare: KernelSlot | None = None
+
+    def take(self) -> KernelSlot:
+        """Return a fresh kernel slot and launch the next one in the background."""
+        slot, self.spare = self.spare, None
+        if slot is not None and not self.loop.run_until_complete(slot.manager.is_alive()):
+            self.loop.run_until_complete(_discard_slot(slot))
+            slot = None
+        if slot is None:
+            slot = self.loop.run_until_complete(_launch_slot())
+        self.spare = self.loop.run_until_complete(_launch_slot())
+        return slot
+
+    def release(self, slot: KernelSlot) -> None:
+        """Kill the slot's kernel and delete its folders."""
+        self.loop.run_until_complete(_discard_slot(slot))
+
+    def close(self) -> None:
+        """Kill the spare kernel and close the event loop."""
+        if self.spare is not None:
+            self.loop.run_until_complete(_discard_slot(self.spare))
+            self.spare = None
+        self.loop.close()
+
+
+_SLOTS: KernelSlots | None = None
+
+
+def kernel_slots() -> KernelSlots:
+    """Return this process's kernel slots, created on first use and closed when the process exits."""
+    global _SLOTS
+    if _SLOTS is None:
+        _SLOTS = KernelSlots()
+        # multiprocessing runs finalizers with an exit priority when a worker or the main process exits.
+        Finalize(_SLOTS, _SLOTS.close, exitpriority=10)
+    return _SLOTS
+
+
 class LimitedClient(NotebookClient):
     """An nbclient client that caps kept output and remembers which cells timed out."""
 
-    def __init__(self, *args, output_bytes: int, socket_dir: Path, **kwargs):
+    def __init__(self, *args, output_bytes: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self.socket_dir = socket_dir
         self.output_budget = output_bytes
         self.output_used = 0
         self.output_limited = False
@@ -139,13 +234,6 @@ class LimitedClient(NotebookClient):
             self.cell_interrupted = True
             asyncio.ensure_future(self._interrupt())
         return None
-
-    def create_kernel_manager(self):
-        """Create the kernel manager on IPC sockets in a private folder, so no TCP port is opened."""
-        manager = super().create_kernel_manager()
-        manager.transport = "ipc"
-        manager.ip = str(self.socket_dir / "kernel")
-        return manager
 
     async def _interrupt(self) -> None:
         result = self.km.interrupt_kernel()
@@ -178,10 +266,10 @@ def _has_memory_error(cell) -> bool:
                for output in cell.get("outputs", []))
 
 
-async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: ExecutionReport,
-                     work_dir: Path) -> None:
+async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: ExecutionReport) -> None:
     start = time.monotonic()
-    async with client.async_setup_kernel(cwd=str(work_dir)):
+    await client.async_start_new_kernel_client()
+    try:
         for index, cell in enumerate(notebook.cells):
             if cell.cell_type != "code":
                 continue
@@ -199,23 +287,28 @@ async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: Ex
                 report.kernel_died_at = cell.id
                 return
             except asyncio.TimeoutError:
-                # The kernel ignored the interrupt; the context exit kills it.
+                # The kernel ignored the interrupt; releasing the slot kills it.
                 report.total_timeout_at = cell.id
                 report.timed_out_cells.append(cell.id)
                 return
             if _has_memory_error(cell):
                 report.memory_error_cells.append(cell.id)
+    finally:
+        client.kc.stop_channels()
 
 
-def execute(notebook, work_dir: Path, results_path: Path, token: str, limits: Limits) -> ExecutionReport:
-    """Run ``notebook`` cell by cell in a fresh course kernel started in ``work_dir``.
+def execute(notebook, slot: KernelSlot, slots: KernelSlots, results_path: Path, token: str,
+            limits: Limits) -> ExecutionReport:
+    """Run ``notebook`` cell by cell in the slot's fresh kernel.
 
     Timeouts, a dead kernel and output floods are recorded in the returned
-    report, not raised. A kernel that fails to start raises.
+    report, not raised. A kernel that fails to start raises. The caller
+    releases the slot afterwards.
     """
     report = ExecutionReport()
     client = LimitedClient(
         notebook,
+        km=slot.manager,
         kernel_name=KERNEL_NAME,
         allow_errors=True,
         interrupt_on_timeout=True,
@@ -224,11 +317,10 @@ def execute(notebook, work_dir: Path, results_path: Path, token: str, limits: Li
         shutdown_kernel="immediate",
         iopub_timeout=2,
         output_bytes=limits.output_bytes,
-        socket_dir=results_path.parent,
-        resources={"metadata": {"path": str(work_dir)}},
+        resources={"metadata": {"path": str(slot.work_dir)}},
     )
     start = time.monotonic()
-    asyncio.run(_run_cells(client, notebook, limits, report, work_dir))
+    slots.loop.run_until_complete(_run_cells(client, notebook, limits, report))
     report.seconds = time.monotonic() - start
     report.timed_out_cells.extend(client.timed_out_cells)
     report.output_limited = client.output_limited

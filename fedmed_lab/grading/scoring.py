@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,19 +277,19 @@ def _redact_output(output, secret: list[str]):
 def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) -> SubmissionResult:
     submission = read_submission(data, job.exercise)
     secret = hidden_lines(spec)
-    with tempfile.TemporaryDirectory(prefix="fedmed-grade-") as scratch:
-        work_dir = Path(scratch) / "work"
-        results_dir = Path(scratch) / "results"
-        work_dir.mkdir()
-        results_dir.mkdir()
-        shutil.copyfile(job.submission_path, work_dir / Path(job.submission_path).name)
+    slots = runner.kernel_slots()
+    slot = slots.take()
+    try:
+        shutil.copyfile(job.submission_path, slot.work_dir / Path(job.submission_path).name)
         token = runner.new_token()
-        results_path = results_dir / f"results-{token}.jsonl"
+        results_path = slot.results_dir / f"results-{token}.jsonl"
         imports = solution_imports(solution)
         assembled = assemble(solution, submission, spec, seed=job.seed,
                              setup_source=runner.setup_source(job.limits),
                              wrap_test=lambda test: runner.wrap_test_source(test, results_path, token, imports))
-        report = runner.execute(assembled.notebook, work_dir, results_path, token, job.limits)
+        report = runner.execute(assembled.notebook, slot, slots, results_path, token, job.limits)
+    finally:
+        slots.release(slot)
     test_cell_ids = {cell.metadata[ROLE_KEY]["test"]: cell.id for cell in assembled.notebook.cells
                      if cell.metadata.get(ROLE_KEY, {}).get("role") == "test"}
     status, message = submission_status(report)
