@@ -28,7 +28,7 @@ EX01_SOLUTION = ROOT / "solutions" / f"{EX01}.ipynb"
 
 # Short limits keep the suite fast; the memory limit stays above the ~0.9 GB
 # address space a kernel with numpy imported already uses.
-TEST_LIMITS = Limits(cell_timeout=4, total_timeout=25, memory_bytes=1536 * 1024**2, output_bytes=64 * 1024)
+TEST_LIMITS = Limits(cell_timeout=4, total_timeout=15, memory_bytes=1536 * 1024**2, output_bytes=64 * 1024)
 
 
 def _grade(exercise, solution, paths, tmp_path, *, jobs=2, name="gradebook", **kwargs):
@@ -137,6 +137,7 @@ Q1_UNWEIGHTED = ('def weighted_aggregate(vectors, num_examples):\n'
 
 STUDENT_CODE = {
     "infinite_loop": {"q2": "while True:\n    pass"},
+    "ignores_interrupt": {"q2": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"},
     "memory_bomb": {"q2": "hoard = []\nwhile True:\n    hoard.append(bytearray(50 * 1024**2))"},
     "output_flood": {"q2": "while True:\n    print('x' * 1000)"},
     "kernel_exits": {"q2": "import os\nos._exit(3)"},
@@ -228,7 +229,7 @@ def _question(row, question):
 EXPECTED_STATUS = {
     "empty": "invalid-file", "html_page": "invalid-file", "invalid_json": "invalid-file",
     "old_format": "old-format", "wrong_exercise": "wrong-exercise", "missing_file": "invalid-file",
-    "infinite_loop": "timeout", "memory_bomb": "memory", "output_flood": "output-limit",
+    "infinite_loop": "timeout", "ignores_interrupt": "timeout", "memory_bomb": "memory", "output_flood": "output-limit",
     "kernel_exits": "kernel-died", "kernel_killed": "kernel-died", "deletes_files": "ok",
     "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",
     "duplicated_answer": "ok", "deleted_answer": "ok", "retyped_answer": "ok", "deleted_test": "ok",
@@ -251,7 +252,7 @@ def test_corpus_one_row_each(corpus):
 
 def test_failure_keeps_other_questions(corpus):
     # q2 runs the bad code; q1's tests ran before it and keep their points.
-    for name in ("infinite_loop", "memory_bomb", "output_flood", "kernel_exits", "kernel_killed"):
+    for name in ("infinite_loop", "ignores_interrupt", "memory_bomb", "output_flood", "kernel_exits", "kernel_killed"):
         row = corpus["rows"][name]
         assert _question(row, "q1")["points"] == 3, (name, _feedback_text(row))
         assert _question(row, "q2")["points"] == 0, name
