@@ -22,6 +22,8 @@ SOLUTION_BEGIN = "# BEGIN SOLUTION"
 SOLUTION_END = "# END SOLUTION"
 HIDDEN_BEGIN = "# BEGIN HIDDEN TESTS"
 HIDDEN_END = "# END HIDDEN TESTS"
+# Source of a test cell whose every line is hidden, in the exercise and in feedback.
+HIDDEN_PLACEHOLDER = "# The grader runs hidden tests for this question here."
 
 PARAMETERS_TAG = "parameters"
 GIVEN_TAG = "given"
@@ -219,7 +221,7 @@ def build_exercise(solution) -> nbformat.NotebookNode:
         elif TESTS_TAG in tags:
             cell.source = strip_hidden_tests(cell.source, where)
             if not cell.source.strip():
-                cell.source = "# The grader runs hidden tests for this question here."
+                cell.source = HIDDEN_PLACEHOLDER
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None

@@ -135,6 +135,17 @@ Q1_CORRECT = ('def weighted_aggregate(vectors, num_examples):\n'
 Q1_UNWEIGHTED = ('def weighted_aggregate(vectors, num_examples):\n'
                  '    return np.mean(np.vstack(vectors), axis=0)')
 
+# Reads the token and results path of an earlier test cell from the kernel's
+# history, writes passing records for q2's tests, then exits before they run.
+FORGE_RESULTS = r'''import json, os, re
+history = "\n".join(In)
+token = re.search(r"\"token\": '([0-9a-f]+)'", history).group(1)
+path = re.search(r"open\('([^']+)'", history).group(1)
+with open(path, "a") as results:
+    for cell in ("q2a-tests", "q2b-tests"):
+        results.write(json.dumps({"token": token, "cell": cell, "passed": True}) + "\n")
+os._exit(0)'''
+
 STUDENT_CODE = {
     "infinite_loop": {"q2": "while True:\n    pass"},
     "ignores_interrupt": {"q2": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"},
@@ -154,6 +165,7 @@ STUDENT_CODE = {
     "overrides_checks": {"q1": (Q1_UNWEIGHTED + "\ncheck_array = lambda *args, **kwargs: None\n"
                                 "import fedmed_lab.checking\n"
                                 "fedmed_lab.checking.check_array = lambda *args, **kwargs: None")},
+    "forges_results": {"q2": FORGE_RESULTS},
     "claims_equality": {
         "q1": ("class Anything(float):\n    def __eq__(self, other):\n        return True\n"
                "    __ne__ = lambda self, other: False\n"
@@ -232,6 +244,7 @@ EXPECTED_STATUS = {
     "infinite_loop": "timeout", "ignores_interrupt": "timeout", "memory_bomb": "memory", "output_flood": "output-limit",
     "kernel_exits": "kernel-died", "kernel_killed": "kernel-died", "deletes_files": "ok",
     "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",
+    "forges_results": "kernel-died",
     "duplicated_answer": "ok", "deleted_answer": "ok", "retyped_answer": "ok", "deleted_test": "ok",
 }
 
@@ -264,6 +277,7 @@ def test_cheats_earn_nothing(corpus):
     assert _question(corpus["rows"]["fakes_passed"], "q2")["points"] == 2
     assert corpus["rows"]["claims_equality"]["points"] == 0
     assert _question(corpus["rows"]["overrides_checks"], "q1")["points"] == 0
+    assert _question(corpus["rows"]["forges_results"], "q2")["points"] == 0
 
 
 def test_deleting_files_harmless(corpus):
@@ -305,7 +319,7 @@ def test_feedback_shows_points(corpus):
 
 def test_summary_counts_statuses(corpus):
     summary = format_summary(corpus["report"])
-    assert "kernel-died 2" in summary
+    assert "kernel-died 3" in summary
     assert "invalid-file 4" in summary
     assert "distribution:" in summary
 

@@ -11,9 +11,11 @@ outside the working directory: a per-run random token, the cell id, passed
 or not, and the exception's type and message. Printing "passed" or hiding
 tracebacks therefore changes nothing. NOTE: student code runs in the same
 process as the wrapper, so a student who reads the wrapper's source from the
-kernel's history could forge a record; records for one cell beyond the first
-count as a failure, which catches a forged record only when the real one is
-written too.
+kernel's history could write a forged record. The grader counts a record
+only for a test cell whose execution completed, and two records for one
+cell count as a failure, so a forged record earns nothing as long as the
+real test cell runs; forging the records of the very cell that is running
+remains possible.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class ExecutionReport:
 
     records: dict[str, list[dict]] = field(default_factory=dict)
     timed_out_cells: list[str] = field(default_factory=list)
+    completed_cells: set[str] = field(default_factory=set)
     memory_error_cells: list[str] = field(default_factory=list)
     output_limited: bool = False
     kernel_died_at: str | None = None
@@ -291,6 +294,7 @@ async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: Ex
                 report.total_timeout_at = cell.id
                 report.timed_out_cells.append(cell.id)
                 return
+            report.completed_cells.add(cell.id)
             if _has_memory_error(cell):
                 report.memory_error_cells.append(cell.id)
     finally:

@@ -27,6 +27,7 @@ from fedmed_lab.exercises import (
     ANSWER_TAG,
     HIDDEN_BEGIN,
     HIDDEN_END,
+    HIDDEN_PLACEHOLDER,
     TESTS_TAG,
     ExerciseSpec,
     cell_tags,
@@ -146,6 +147,9 @@ def _unrun_questions(spec: ExerciseSpec, message: str) -> list[QuestionResult]:
 def _test_outcome(test, report: runner.ExecutionReport, cell_id: str | None, secret: list[str]) -> tuple[bool, str]:
     """Return (passed, message) for one test cell from the results file, never from outputs."""
     records = report.records.get(test.cell_id, [])
+    if cell_id not in report.completed_cells:
+        # A record for a cell that never finished was written by other code.
+        records = []
     if len(records) > 1:
         return False, f"{test.cell_id}: {len(records)} results recorded for one run; counted as failed"
     if not records:
@@ -249,7 +253,7 @@ def feedback_notebook(executed, spec: ExerciseSpec, result: SubmissionResult, se
         if role.get("role") == "test":
             test = tests[role["test"]]
             question = outcomes[test.question]
-            new.source = strip_hidden_tests(test.source) or "# hidden tests"
+            new.source = strip_hidden_tests(test.source) or HIDDEN_PLACEHOLDER
             passed, message = question.test_outcomes.get(test.cell_id, (False, f"{test.cell_id}: not run"))
             earned = test.points if passed else 0.0
             text = f"{message} ({earned:g} of {test.points:g} point(s))\n"
