@@ -86,7 +86,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     try:
         report = grading.grade_batch(args.exercise, solution, submissions, gradebook, limits=limits,
                                      jobs=args.jobs, seed=args.seed, force=args.force,
-                                     feedback_dir=Path(args.feedback) if args.feedback else None)
+                                     feedback_dir=Path(args.feedback) if args.feedback else None,
+                                     progress=sys.stderr)
     except ValueError as error:
         print(f"cannot grade: {error}", file=sys.stderr)
         return 2

@@ -263,6 +263,13 @@ def test_corpus_one_row_each(corpus):
     assert corpus["seconds"] < 150
 
 
+def test_written_answer_stored(corpus):
+    q3 = _question(corpus["rows"]["deletes_files"], "q3")
+    assert q3["answer_text"] == "_Write your answer here._"
+    assert q3["points"] is None
+    assert _question(corpus["rows"]["deletes_files"], "q1")["answer_text"] == ""
+
+
 def test_failure_keeps_other_questions(corpus):
     # q2 runs the bad code; q1's tests ran before it and keep their points.
     for name in ("infinite_loop", "ignores_interrupt", "memory_bomb", "output_flood", "kernel_exits", "kernel_killed"):
@@ -418,3 +425,32 @@ def test_result_independent_of_jobs(tmp_path):
         exports.append((tmp_path / f"jobs{jobs}.csv").read_text(encoding="utf-8"))
     assert exports[0] == exports[1]
     assert exports[0].count("\n") == len(paths) + 1
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_unknown_exercise(tmp_path, capsys):
+    from fedmed_lab.cli import main
+
+    assert main(["grade", "ex99_missing", str(tmp_path / "a.ipynb"), "--solutions-dir", str(ROOT / "solutions")]) == 2
+    assert "exercise 'ex99_missing' not found" in capsys.readouterr().err
+
+
+def test_cli_batch_summary_and_csv(tmp_path, capsys):
+    from fedmed_lab.cli import main
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "empty.ipynb").write_bytes(b"")
+    (folder / "page.ipynb").write_text("<html></html>", encoding="utf-8")
+    arguments = ["grade", EX01, str(folder), "--solutions-dir", str(ROOT / "solutions"), "--gradebook",
+                 str(tmp_path / "g.sqlite"), "--csv", str(tmp_path / "g.csv"), "--feedback", str(tmp_path / "fb")]
+    assert main(arguments) == 0
+    captured = capsys.readouterr()
+    assert "status: invalid-file 2" in captured.out
+    assert "[2/2]" in captured.err
+    assert (tmp_path / "g.csv").read_text(encoding="utf-8").splitlines()[1].startswith("empty,")
+    assert sorted(p.name for p in (tmp_path / "fb").iterdir()) == ["empty.ipynb", "page.ipynb"]
+
+    assert main(arguments) == 0
+    assert "skipped 2 unchanged" in capsys.readouterr().err

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-import sys
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from fedmed_lab.grading.gradebook import Gradebook
 from fedmed_lab.grading.runner import Limits
@@ -72,8 +72,10 @@ def _progress(done: int, total: int, failures: int, result: SubmissionResult, st
 
 def grade_batch(exercise: str, solution_path: Path, submissions: list[Path], gradebook_path: Path, *,
                 limits: Limits = Limits(), jobs: int = 1, seed: int = DEFAULT_SEED, force: bool = False,
-                feedback_dir: Path | None = None, progress=sys.stderr) -> BatchReport:
+                feedback_dir: Path | None = None, progress: TextIO | None = None) -> BatchReport:
     """Grade ``submissions`` of ``exercise`` into the gradebook and return what happened.
+
+    ``progress``, when given, receives one line per finished submission.
 
     Raises ValueError when two submissions share an id (the file name
     without extension), because the gradebook keeps one row per id.

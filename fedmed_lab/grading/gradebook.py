@@ -4,7 +4,8 @@ One row per (exercise, submission id) in ``submissions`` and one per
 question in ``questions``. Each submission is written in its own
 transaction, so a batch killed midway keeps every result finished before
 the kill. Manual questions are stored with ``points`` NULL and status
-``awaiting-grader``, never as zero.
+``awaiting-grader``, never as zero, with the student's written answer in
+``answer_text`` for the grader to read.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS questions (
     max_points REAL NOT NULL,
     status TEXT NOT NULL,
     feedback TEXT NOT NULL,
+    answer_text TEXT NOT NULL,
     PRIMARY KEY (exercise, submission_id, question)
 );
 """
@@ -82,8 +84,9 @@ class Gradebook:
                  result.max_points, ",".join(result.awaiting), round(result.seconds, 3), graded_at,
                  GRADER_VERSION))
             self.connection.executemany(
-                "INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(*key, q.question, q.points, q.max_points, q.status, q.feedback) for q in result.questions])
+                "INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*key, q.question, q.points, q.max_points, q.status, q.feedback, q.answer_text)
+                 for q in result.questions])
 
     def rows(self, exercise: str) -> list[dict]:
         """Return every submission of ``exercise`` with its questions, sorted by submission id."""

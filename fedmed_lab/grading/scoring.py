@@ -57,6 +57,7 @@ class QuestionResult:
     status: str
     feedback: str
     test_outcomes: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    answer_text: str = ""
 
 
 @dataclass
@@ -299,6 +300,11 @@ def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) ->
     status, message = submission_status(report)
     message = "; ".join(part for part in [message, *assembled.notes] if part)
     questions = score_questions(spec, report, test_cell_ids, assembled.missing_answers, secret)
+    for question in questions:
+        if question.status == AWAITING:
+            question.answer_text = "\n\n".join(
+                cell.source for cell in assembled.notebook.cells
+                if cell.metadata.get(ROLE_KEY, {}) == {"role": "manual-answer", "question": question.question})
     result = SubmissionResult(job.submission_id, job.exercise, job.content_hash, status, message, questions)
     if job.feedback_dir:
         feedback = feedback_notebook(assembled.notebook, spec, result, secret, job.seed)
