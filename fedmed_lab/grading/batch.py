@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import nbformat
+
+from fedmed_lab.exercises import read_spec
 from fedmed_lab.grading.gradebook import Gradebook
 from fedmed_lab.grading.runner import Limits
 from fedmed_lab.grading.scoring import (
@@ -78,8 +81,10 @@ def grade_batch(exercise: str, solution_path: Path, submissions: list[Path], gra
     ``progress``, when given, receives one line per finished submission.
 
     Raises ValueError when two submissions share an id (the file name
-    without extension), because the gradebook keeps one row per id.
+    without extension), because the gradebook keeps one row per id, and
+    ExerciseFormatError (a ValueError) when the solution notebook is invalid.
     """
+    read_spec(nbformat.read(solution_path, as_version=4))
     duplicates = find_duplicate_ids(submissions)
     if duplicates:
         raise ValueError(f"submissions must have distinct file names; more than one file is named "

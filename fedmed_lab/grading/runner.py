@@ -13,9 +13,9 @@ tracebacks therefore changes nothing. NOTE: student code runs in the same
 process as the wrapper, so a student who reads the wrapper's source from the
 kernel's history could write a forged record. The grader counts a record
 only for a test cell whose execution completed, and two records for one
-cell count as a failure, so a forged record earns nothing as long as the
-real test cell runs; forging the records of the very cell that is running
-remains possible.
+cell count as a failure. A forged record therefore earns nothing as long as
+the real test cell runs, but code called from inside a running test could
+still forge that test's record.
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ def new_token() -> str:
 class KernelSlot:
     """A fresh course kernel started in an empty working folder, reserved for one submission.
 
-    ``scratch/work`` is the kernel's working directory; ``scratch/results``
-    holds its IPC sockets and the test results file, out of the kernel's
+    ``scratch/work`` is the kernel's working directory. ``scratch/results``
+    contains its IPC sockets and the test results file, outside the kernel's
     working directory.
     """
 

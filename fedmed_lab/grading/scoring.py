@@ -1,7 +1,8 @@
 """Grade one submission: read it, assemble it, run it, score each question, write feedback.
 
-:func:`grade_submission` is what a batch worker calls. It never raises: every
-problem ends as a :class:`SubmissionResult` status with a message.
+:func:`grade_submission` is what a batch worker calls. Every problem of a
+submission, and any fault of the grader while grading it, ends as a
+:class:`SubmissionResult` status with a message.
 
 Submission statuses, worst first: ``invalid-file``, ``old-format``,
 ``wrong-exercise`` (not run at all); ``kernel-died``, ``timeout``,
@@ -282,6 +283,7 @@ def _redact_output(output, secret: list[str]):
 def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) -> SubmissionResult:
     submission = read_submission(data, job.exercise)
     secret = hidden_lines(spec)
+
     slots = runner.kernel_slots()
     slot = slots.take()
     try:
@@ -295,6 +297,7 @@ def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) ->
         report = runner.execute(assembled.notebook, slot, slots, results_path, token, job.limits)
     finally:
         slots.release(slot)
+
     test_cell_ids = {cell.metadata[ROLE_KEY]["test"]: cell.id for cell in assembled.notebook.cells
                      if cell.metadata.get(ROLE_KEY, {}).get("role") == "test"}
     status, message = submission_status(report)
@@ -306,6 +309,7 @@ def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) ->
                 cell.source for cell in assembled.notebook.cells
                 if cell.metadata.get(ROLE_KEY, {}) == {"role": "manual-answer", "question": question.question})
     result = SubmissionResult(job.submission_id, job.exercise, job.content_hash, status, message, questions)
+
     if job.feedback_dir:
         feedback = feedback_notebook(assembled.notebook, spec, result, secret, job.seed)
         target = Path(job.feedback_dir) / f"{job.submission_id}.ipynb"
@@ -315,20 +319,24 @@ def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) ->
 
 
 def grade_submission(job: GradeJob) -> SubmissionResult:
-    """Grade one submission in a fresh kernel; never raises."""
+    """Grade one submission in a fresh kernel.
+
+    Every failure, of the submission or of the grader, becomes the returned
+    result's status. The solution notebook must be valid (the batch checks it
+    before starting), because the questions to report come from it.
+    """
     start = time.monotonic()
     solution = nbformat.read(job.solution_path, as_version=4)
     spec = read_spec(solution)
     try:
-        data = Path(job.submission_path).read_bytes()
+        try:
+            data = Path(job.submission_path).read_bytes()
+        except OSError as error:
+            raise SubmissionProblem("invalid-file", f"the file could not be read: {error.strerror}") from None
         result = _grade_readable(job, data, solution, spec)
     except SubmissionProblem as problem:
         result = SubmissionResult(job.submission_id, job.exercise, job.content_hash, problem.status,
                                   problem.message, _unrun_questions(spec, problem.message))
-    except OSError as error:
-        result = SubmissionResult(job.submission_id, job.exercise, job.content_hash, "invalid-file",
-                                  f"the file could not be read: {error.strerror}",
-                                  _unrun_questions(spec, "the file could not be read"))
     except Exception as error:  # noqa: BLE001 - one submission's grader fault must not stop the batch
         logger.exception("grading %s failed", job.submission_id)
         message = f"the grader failed on this submission: {type(error).__name__}: {error}"
