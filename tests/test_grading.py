@@ -151,6 +151,7 @@ STUDENT_CODE = {
     "ignores_interrupt": {"q2": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"},
     "memory_bomb": {"q2": "hoard = []\nwhile True:\n    hoard.append(bytearray(50 * 1024**2))"},
     "output_flood": {"q2": "while True:\n    print('x' * 1000)"},
+    "one_big_print": {"q1": Q1_CORRECT + "\nprint('y' * 200_000)"},
     "kernel_exits": {"q2": "import os\nos._exit(3)"},
     "kernel_killed": {"q2": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"},
     "deletes_files": {"q1": Q1_CORRECT + "\nimport os\nfor name in os.listdir('.'):\n    os.remove(name)"},
@@ -241,7 +242,7 @@ def _question(row, question):
 EXPECTED_STATUS = {
     "empty": "invalid-file", "html_page": "invalid-file", "invalid_json": "invalid-file",
     "old_format": "old-format", "wrong_exercise": "wrong-exercise", "missing_file": "invalid-file",
-    "infinite_loop": "timeout", "ignores_interrupt": "timeout", "memory_bomb": "memory", "output_flood": "output-limit",
+    "infinite_loop": "timeout", "ignores_interrupt": "timeout", "memory_bomb": "memory", "output_flood": "output-limit", "one_big_print": "output-limit",
     "kernel_exits": "kernel-died", "kernel_killed": "kernel-died", "deletes_files": "ok",
     "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",
     "forges_results": "kernel-died",
@@ -285,6 +286,11 @@ def test_cheats_earn_nothing(corpus):
     assert corpus["rows"]["claims_equality"]["points"] == 0
     assert _question(corpus["rows"]["overrides_checks"], "q1")["points"] == 0
     assert _question(corpus["rows"]["forges_results"], "q2")["points"] == 0
+
+
+def test_big_print_spares_tests(corpus):
+    # The interrupt for the oversized output must not reach the test cells after it.
+    assert corpus["rows"]["one_big_print"]["points"] == 6
 
 
 def test_deleting_files_harmless(corpus):

@@ -24,6 +24,7 @@ import asyncio
 import json
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ from fedmed_lab.kernel import KERNEL_NAME
 
 # Seconds the grader waits beyond a limit for an interrupted kernel before killing it.
 KILL_GRACE_SECONDS = 5.0
+
+# Output messages past the output budget after which a cell counts as a flood
+# and is interrupted. ipykernel sends a printing loop's output about five
+# times a second, so a flood is stopped within about a second.
+FLOOD_MESSAGES = 5
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class ExecutionReport:
     completed_cells: set[str] = field(default_factory=set)
     memory_error_cells: list[str] = field(default_factory=list)
     output_limited: bool = False
+    output_interrupted_cells: list[str] = field(default_factory=list)
     kernel_died_at: str | None = None
     total_timeout_at: str | None = None
     seconds: float = 0.0
@@ -222,7 +229,8 @@ class LimitedClient(NotebookClient):
         self.output_used = 0
         self.output_limited = False
         self.cell_output_used = 0
-        self.cell_interrupted = False
+        self.cell_messages_over_budget = 0
+        self.output_interrupted_cells: list[str] = []
         self.timed_out_cells: list[str] = []
 
     def output(self, outs, msg, display_id, cell_index):
@@ -232,16 +240,27 @@ class LimitedClient(NotebookClient):
         if self.output_used <= self.output_budget:
             return super().output(outs, msg, display_id, cell_index)
         self.output_limited = True
-        if self.cell_output_used > self.output_budget and not self.cell_interrupted and self.km is not None:
-            # This cell alone floods the output: stop it like a timeout would.
-            self.cell_interrupted = True
-            asyncio.ensure_future(self._interrupt())
+        if self.cell_output_used > self.output_budget:
+            self.cell_messages_over_budget += 1
+            # A cell that keeps printing past the budget is a flood: stop it
+            # like a timeout would. One oversized print is only dropped,
+            # because the cell has usually finished by the time it arrives.
+            if self.cell_messages_over_budget == FLOOD_MESSAGES:
+                self.output_interrupted_cells.append(self.nb.cells[cell_index].get("id", "?"))
+                self._interrupt_now()
         return None
 
-    async def _interrupt(self) -> None:
-        result = self.km.interrupt_kernel()
-        if asyncio.iscoroutine(result):
-            await result
+    def _interrupt_now(self) -> None:
+        """Send SIGINT to the kernel before this output handler returns.
+
+        nbclient sends the next cell only after this cell's output is
+        handled, so the signal reaches this cell or an idle kernel, which
+        ignores it, never the next cell. An interrupt scheduled on the event
+        loop could arrive after the next cell has started.
+        """
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
 
     async def _async_handle_timeout(self, timeout, cell=None):
         if cell is not None:
@@ -282,7 +301,7 @@ async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: Ex
                 return
             client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
             client.cell_output_used = 0
-            client.cell_interrupted = False
+            client.cell_messages_over_budget = 0
             try:
                 await asyncio.wait_for(client.async_execute_cell(cell, index),
                                        timeout=client.timeout + KILL_GRACE_SECONDS + client.iopub_timeout)
@@ -328,5 +347,6 @@ def execute(notebook, slot: KernelSlot, slots: KernelSlots, results_path: Path, 
     report.seconds = time.monotonic() - start
     report.timed_out_cells.extend(client.timed_out_cells)
     report.output_limited = client.output_limited
+    report.output_interrupted_cells = list(client.output_interrupted_cells)
     report.records = read_records(results_path, token)
     return report

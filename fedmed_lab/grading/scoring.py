@@ -216,8 +216,10 @@ def submission_status(report: runner.ExecutionReport) -> tuple[str, str]:
         return "kernel-died", "the kernel stopped (the code exited, crashed or was killed); later cells did not run"
     if report.total_timeout_at is not None:
         return "timeout", "the notebook reached the total time limit; later cells did not run"
-    if report.timed_out_cells:
-        return "timeout", f"{len(report.timed_out_cells)} cell(s) exceeded the cell time limit and were interrupted"
+    # A cell interrupted for flooding the output can also report a timeout.
+    timeouts = [cell for cell in report.timed_out_cells if cell not in report.output_interrupted_cells]
+    if timeouts:
+        return "timeout", f"{len(timeouts)} cell(s) exceeded the cell time limit and were interrupted"
     if report.memory_error_cells:
         return "memory", f"{len(report.memory_error_cells)} cell(s) exceeded the memory limit (MemoryError)"
     if report.output_limited:
