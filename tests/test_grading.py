@@ -199,6 +199,13 @@ def _structural_cases(tmp_path: Path) -> dict[str, Path]:
     notebook = nbformat.read(EX01_SOLUTION, as_version=4)
     notebook.cells = [c for c in notebook.cells if c.id != "q1a-tests"]
     paths["deleted_test"] = _write(notebook, tmp_path / "deleted_test.ipynb")
+
+    raw = json.loads(EX01_SOLUTION.read_text(encoding="utf-8"))
+    raw["nbformat_minor"] = 4
+    for cell in raw["cells"]:
+        del cell["id"]
+    paths["without_cell_ids"] = tmp_path / "without_cell_ids.ipynb"
+    paths["without_cell_ids"].write_text(json.dumps(raw), encoding="utf-8")
     return paths
 
 
@@ -247,6 +254,7 @@ EXPECTED_STATUS = {
     "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",
     "forges_results": "kernel-died",
     "duplicated_answer": "ok", "deleted_answer": "ok", "retyped_answer": "ok", "deleted_test": "ok",
+    "without_cell_ids": "ok",
 }
 
 
@@ -308,6 +316,8 @@ def test_structural_changes_reported(corpus):
     assert "retyped" in rows["retyped_answer"]["message"]
     assert rows["deleted_test"]["points"] == 6
     assert "restored deleted cell(s): q1a-tests" in rows["deleted_test"]["message"]
+    assert rows["without_cell_ids"]["points"] == 6
+    assert rows["without_cell_ids"]["message"] == ""
 
 
 def test_feedback_never_shows_hidden_tests(corpus):

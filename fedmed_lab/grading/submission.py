@@ -134,6 +134,9 @@ def _classify_student_cells(solution, submission, spec: ExerciseSpec, notes: lis
         if cell.get("id") in protected_ids:
             continue
         if protected_tags & set(cell_tags(cell)):
+            if not cell.get("id"):
+                # Notebooks of format 4.4 and older have no cell ids: this is the original cell.
+                continue
             notes.append(f"removed a copy of a protected cell (tags {', '.join(cell_tags(cell))}); "
                          "the grader runs the original")
             continue
@@ -147,6 +150,9 @@ def _classify_student_cells(solution, submission, spec: ExerciseSpec, notes: lis
 def _restored_protected_notes(solution, submission) -> list[str]:
     """Describe protected cells the student deleted, changed or retyped (they are restored)."""
     student = {cell.get("id"): cell for cell in submission.cells}
+    if not any(student):
+        # Without cell ids (format 4.4 and older) deletions cannot be told apart.
+        return []
     deleted, changed = [], []
     for cell in solution.cells:
         tags = set(cell_tags(cell))
