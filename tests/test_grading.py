@@ -26,14 +26,16 @@ FIXTURES = sorted((ROOT / "tests" / "fixtures" / "wrong_answers").glob("*/*.json
 EX01 = "ex01_weighted_aggregation"
 EX01_SOLUTION = ROOT / "solutions" / f"{EX01}.ipynb"
 
-# Short limits keep the suite fast; the memory limit stays above the ~0.9 GB
-# address space a kernel with numpy imported already uses.
+# Short limits keep the bad-submission tests fast; the memory limit stays
+# above the ~0.9 GB address space a kernel with numpy imported already uses.
 TEST_LIMITS = Limits(cell_timeout=4, total_timeout=15, memory_bytes=1536 * 1024**2, output_bytes=64 * 1024)
+# Solutions of every chapter must pass on a loaded machine, so they get room.
+SOLUTION_LIMITS = Limits(cell_timeout=60, total_timeout=180, memory_bytes=4 * 1024**3, output_bytes=1024**2)
 
 
-def _grade(exercise, solution, paths, tmp_path, *, jobs=2, name="gradebook", **kwargs):
+def _grade(exercise, solution, paths, tmp_path, *, jobs=2, name="gradebook", limits=TEST_LIMITS, **kwargs):
     gradebook = tmp_path / f"{name}.sqlite"
-    report = grade_batch(exercise, solution, paths, gradebook, limits=TEST_LIMITS, jobs=jobs, progress=None,
+    report = grade_batch(exercise, solution, paths, gradebook, limits=limits, jobs=jobs, progress=None,
                          **kwargs)
     with Gradebook(gradebook) as book:
         rows = {row["submission_id"]: row for row in book.rows(exercise)}
@@ -93,7 +95,7 @@ def test_solution_full_exercise_zero(solution_path, tmp_path):
     solution_copy.write_bytes(solution_path.read_bytes())
     blank_copy = tmp_path / "blank.ipynb"
     blank_copy.write_bytes((ROOT / "exercises" / solution_path.name).read_bytes())
-    _, rows = _grade(exercise, solution_path, [solution_copy, blank_copy], tmp_path)
+    _, rows = _grade(exercise, solution_path, [solution_copy, blank_copy], tmp_path, limits=SOLUTION_LIMITS)
 
     solution_row, blank_row = rows["solution"], rows["blank"]
     assert solution_row["status"] == "ok", solution_row["message"]
@@ -113,7 +115,7 @@ def test_wrong_answer_partial_credit(fixture, tmp_path):
     spec = json.loads(fixture.read_text(encoding="utf-8"))
     solution_path = ROOT / "solutions" / f"{exercise}.ipynb"
     submission = _write(_with_answers(solution_path, spec["answers"]), tmp_path / f"{fixture.stem}.ipynb")
-    _, rows = _grade(exercise, solution_path, [submission], tmp_path, jobs=1)
+    _, rows = _grade(exercise, solution_path, [submission], tmp_path, jobs=1, limits=SOLUTION_LIMITS)
 
     row = rows[fixture.stem]
     assert row["status"] == "ok", row["message"]
