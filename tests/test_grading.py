@@ -230,6 +230,8 @@ def corpus(tmp_path_factory):
     paths["invalid_json"].write_text(EX01_SOLUTION.read_text(encoding="utf-8")[:500])
     paths["old_format"].write_text(json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
                                                "worksheets": [{"cells": []}]}))
+    unrelated = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    paths["unrelated_notebook"] = _write(unrelated, submissions / "unrelated_notebook.ipynb")
     other = nbformat.read(EX01_SOLUTION, as_version=4)
     other.metadata["fedmed_lab"]["exercise"] = "ex02_renormalize"
     _write(other, paths["wrong_exercise"])
@@ -250,7 +252,8 @@ def _question(row, question):
 
 EXPECTED_STATUS = {
     "empty": "invalid-file", "html_page": "invalid-file", "invalid_json": "invalid-file",
-    "old_format": "old-format", "wrong_exercise": "wrong-exercise", "missing_file": "invalid-file",
+    "old_format": "old-format", "wrong_exercise": "wrong-exercise",
+    "unrelated_notebook": "wrong-exercise", "missing_file": "invalid-file",
     "infinite_loop": "timeout", "ignores_interrupt": "timeout", "memory_bomb": "memory", "output_flood": "output-limit", "one_big_print": "output-limit",
     "kernel_exits": "kernel-died", "kernel_killed": "kernel-died", "deletes_files": "ok",
     "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -181,6 +182,7 @@ class KernelSlots:
     """
 
     def __init__(self):
+        self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.spare: KernelSlot | None = None
 
@@ -213,7 +215,8 @@ _SLOTS: KernelSlots | None = None
 def kernel_slots() -> KernelSlots:
     """Return this process's kernel slots, created on first use and closed when the process exits."""
     global _SLOTS
-    if _SLOTS is None:
+    # A forked worker inherits its parent's slots; their kernels belong to the parent.
+    if _SLOTS is None or _SLOTS.pid != os.getpid():
         _SLOTS = KernelSlots()
         # multiprocessing runs finalizers with an exit priority when a worker or the main process exits.
         Finalize(_SLOTS, _SLOTS.close, exitpriority=10)
