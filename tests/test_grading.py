@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = exercises.find_solutions(ROOT / "solutions")
 FIXTURES = sorted((ROOT / "tests" / "fixtures" / "wrong_answers").glob("*/*.json"))
 EX01 = "ex01_weighted_aggregation"
+
+pytestmark = pytest.mark.notebooks
 EX01_SOLUTION = ROOT / "solutions" / f"{EX01}.ipynb"
 
 # Short limits keep the bad-submission tests fast; the memory limit stays
