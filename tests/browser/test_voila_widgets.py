@@ -1,0 +1,69 @@
+"""Every chapter widget, served by Voila: each slider moves the readout and the figure.
+
+The expected readout for each setting comes from the chapter's entry in
+``fedmed_lab.explorer_registry.EXPLORERS``, computed in this process.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import NOTEBOOKS
+from playwright.sync_api import expect
+from widget_pages import (figure_source, html_text, move_slider, readout_text, slider_values,
+                          widget_notebooks)
+
+from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
+
+WIDGET_NOTEBOOKS = widget_notebooks(NOTEBOOKS)
+
+# Smallest PNG data URL accepted as a drawn figure; an empty 640x320 canvas encodes to far less.
+MIN_FIGURE_URL_LENGTH = 5_000
+
+
+def wait_for_new_figure(page, previous: str) -> str:
+    page.wait_for_function(
+        """previous => {
+            const image = document.querySelector('.widget-output img');
+            return image !== null && image.getAttribute('src') !== previous;
+        }""",
+        arg=previous,
+    )
+    return figure_source(page)
+
+
+def test_widget_chapters_found():
+    assert WIDGET_NOTEBOOKS, f"no notebook in {NOTEBOOKS} stores a slider's widget state"
+
+
+@pytest.mark.parametrize("notebook", WIDGET_NOTEBOOKS, ids=lambda path: path.stem)
+def test_every_slider_updates_readout_and_figure(notebook, page, voila_server, screenshots):
+    name = notebook.stem
+    assert name in EXPLORERS, f"{name} has a widget but no entry in fedmed_lab.explorer_registry.EXPLORERS"
+    spec = EXPLORERS[name]
+
+    page.goto(f"{voila_server.base_url}/voila/render/{notebook.name}")
+    sliders = page.locator(".widget-slider")
+    expect(sliders).to_have_count(len(spec.sliders))
+    expect(page.locator(".widget-output img")).to_have_count(1)
+    assert sorted(slider_values(page)) == sorted(spec.sliders)
+
+    # The default view shows what the package computes for the default values.
+    assert readout_text(page) == html_text(expected_readout(name, slider_values(page)))
+    assert len(figure_source(page)) > MIN_FIGURE_URL_LENGTH
+
+    for index in range(sliders.count()):
+        slider = sliders.nth(index)
+        description = slider.locator(".widget-label").first.text_content()
+        before_text = readout_text(page)
+        before_figure = figure_source(page)
+
+        key = move_slider(slider)
+        expect(page.locator(".widget-html .widget-html-content")).not_to_have_text(before_text)
+        after_figure = wait_for_new_figure(page, before_figure)
+
+        values = slider_values(page)
+        expected = html_text(expected_readout(name, values))
+        assert readout_text(page) == expected, f"readout after {key} on slider {description!r} ({values})"
+        assert len(after_figure) > MIN_FIGURE_URL_LENGTH, f"figure after {key} on {description!r} is empty"
+
+    page.screenshot(path=str(screenshots / f"voila-{name}.png"), full_page=True)
