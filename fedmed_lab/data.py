@@ -103,7 +103,7 @@ class HospitalSpec:
         Patients at the site (train and test together).
     case_mix : float
         Mean latent severity in standard deviations (covariate shift): an
-        academic referral centre sees sicker patients than a rural clinic.
+        academic referral centre treats sicker patients than a rural clinic.
     prevalence : float
         Target outcome rate in (0, 1) (label shift), reached by adjusting the
         intercept of the outcome model at this site.

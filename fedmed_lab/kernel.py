@@ -12,9 +12,9 @@ KERNEL_NAME = "fedmed-lab"
 KERNEL_DISPLAY_NAME = "Python 3 (fedmed-lab)"
 
 # Environment of every course kernel. One BLAS thread keeps floating-point
-# sums in the same order on every machine, so stored outputs reproduce; the
-# inline backend keeps figures in the notebook; the rest stops telemetry and
-# update checks of tools a notebook may start.
+# sums in the same order on every machine, so stored outputs reproduce. The
+# inline backend keeps figures in the notebook. The last three variables stop
+# telemetry and update checks of Flower and Ray when a notebook starts them.
 KERNEL_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",

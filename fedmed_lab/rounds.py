@@ -1,7 +1,7 @@
 """The federated round driver: broadcast, local training, aggregation, history.
 
 The coordinator side of a run is :class:`Coordinator`. It holds the global
-parameters and receives :class:`~fedmed_lab.sites.ModelUpdate` and
+parameters and accepts only :class:`~fedmed_lab.sites.ModelUpdate` and
 :class:`~fedmed_lab.sites.SiteEvaluation` objects, and nothing else: its
 ``receive_*`` methods reject any other type. :func:`run_federated` plays
 both sides of the protocol in one process, in order.
@@ -27,7 +27,7 @@ Aggregator = Callable[[Sequence[ModelUpdate]], np.ndarray]
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What the coordinator knows after one round.
+    """Record of one round, as the coordinator stores it.
 
     ``status`` is ``"ok"`` when at least one update arrived and ``"empty"``
     when none did; an empty round leaves the global parameters unchanged.
@@ -138,10 +138,10 @@ def run_federated(hospitals: Sequence[Hospital], model, *, rounds: int, local: L
                   evaluate: bool = False, coordinator: Coordinator | None = None) -> TrainingHistory:
     """Run ``rounds`` rounds of federated training and return the history.
 
-    Each round: the participation model picks the responding sites; the
-    coordinator broadcasts the global parameters; each responding site trains
-    locally and returns a :class:`ModelUpdate`; the coordinator aggregates
-    them. With ``evaluate=True`` every site (responding or not) scores the new
+    In each round the participation model picks the responding sites and the
+    coordinator broadcasts the global parameters. Each responding site trains
+    locally and returns a :class:`ModelUpdate`, and the coordinator
+    aggregates them. With ``evaluate=True`` every site (responding or not) scores the new
     global model on its own test split and returns only scalars.
 
     Randomness: ``rng`` draws the participation, then one child generator per

@@ -36,7 +36,7 @@ def _scalar_metrics(metrics: Mapping[str, object], owner: str) -> Mapping[str, f
 
 @dataclass(frozen=True)
 class ModelUpdate:
-    """What one site sends back after local training.
+    """Update one site sends back after local training.
 
     Attributes
     ----------
