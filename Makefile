@@ -16,7 +16,7 @@ export JUPYTER_PLATFORM_DIRS := 1
 NBVAL_FLAGS := --nbval --nbval-kernel-name $(KERNEL) \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: course test test-browser site notebooks lab install clean
+.PHONY: course test test-browser site notebooks lab voila install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ notebooks: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --LabApp.app_settings_dir=jupyter notebooks
+
+# The chapters as dashboards, code hidden; the 'fedmed' template in
+# jupyter/voila/templates loads nothing from a CDN.
+voila: $(STAMP)
+	JUPYTER_PATH=jupyter $(BIN)/voila --template=fedmed --Voila.ip=127.0.0.1 --no-browser notebooks
 
 clean:
 	rm -rf build

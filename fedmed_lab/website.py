@@ -1,7 +1,7 @@
 """Build the course as a static website: ``make site`` or ``python -m fedmed_lab.website``.
 
-Pages come from the committed notebooks and their stored outputs; nothing is
-re-executed. Widget state stored at execution time (nbclient's
+Pages come from the committed notebooks and their stored outputs, and nothing
+is re-executed. Widget state stored at execution time (nbclient's
 ``store_widget_state``) lets the vendored ``@jupyter-widgets/html-manager``
 renderer draw each explorer's default view without a kernel. Every script and
 style a page loads is served from the site's ``static/`` folder: MathJax 2 is
@@ -32,8 +32,12 @@ STATIC = "static"
 MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 RECOMPUTE_NOTICE = (
     "This page shows the outputs stored when the notebook was last executed. "
-    "Widgets show their default setting only: moving a slider recomputes nothing here. "
-    "To recompute, open the chapter in JupyterLab (make lab) or Voila."
+    "Widgets show their default setting only, and moving a slider recomputes nothing here. "
+    "To recompute, open the chapter in JupyterLab (make lab) or Voila (make voila)."
+)
+INDEX_NOTICE = (
+    "Each chapter page shows the outputs stored when its notebook was last executed. "
+    "Sliders there show their default setting and need JupyterLab (make lab) or Voila (make voila) to recompute."
 )
 
 
@@ -135,7 +139,7 @@ def render_index(chapters: list[Page], exercises: list[Page]) -> str:
 </head>
 <body>
   <h1>fedmed-lab: federated learning for medical AI</h1>
-  <p class="notice">{html.escape(RECOMPUTE_NOTICE)}</p>
+  <p class="notice">{html.escape(INDEX_NOTICE)}</p>
   <h2>Chapters</h2>
   <ol class="chapters">
 {chapter_items}

@@ -28,6 +28,11 @@ def test_registry_matches_stored_default(name):
     assert readouts == [expected_readout(name, sliders)]
 
 
+@pytest.mark.parametrize("name", sorted(EXPLORERS))
+def test_registry_names_existing_notebook(name):
+    assert (NOTEBOOKS / f"{name}.ipynb").is_file()
+
+
 def test_registry_rejects_unknown_notebook():
     with pytest.raises(KeyError, match="no entry in fedmed_lab.explorer_registry.EXPLORERS"):
         expected_readout("99_missing", {})

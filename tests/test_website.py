@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fedmed_lab.website import RECOMPUTE_NOTICE, build_site, notebook_title
+from fedmed_lab.website import INDEX_NOTICE, RECOMPUTE_NOTICE, build_site, notebook_title
 
 ROOT = Path(__file__).parents[1]
 
@@ -87,6 +87,7 @@ def test_every_asset_is_served_by_site(course):
 
 def test_chapter_pages_state_recompute_notice(course):
     output, _ = course
+    assert INDEX_NOTICE in (output / "index.html").read_text(encoding="utf-8")
     for page in (output / "chapters").glob("*.html"):
         assert RECOMPUTE_NOTICE in page.read_text(encoding="utf-8")
 

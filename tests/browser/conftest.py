@@ -198,9 +198,6 @@ def voila_server(tmp_path_factory):
 def jupyterlab_server(tmp_path_factory):
     """JupyterLab on 127.0.0.1 with news and update checks switched off by ``jupyter/overrides.json``."""
     root = tmp_path_factory.mktemp("jupyterlab")
-    settings = root / "app-settings"
-    settings.mkdir()
-    shutil.copy(REPO / "jupyter" / "overrides.json", settings / "overrides.json")
     work = root / "notebooks"
     shutil.copytree(NOTEBOOKS, work)
     port = free_port()
@@ -208,7 +205,8 @@ def jupyterlab_server(tmp_path_factory):
     command = [
         str(BIN / "jupyter"), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-        f"--LabApp.app_settings_dir={settings}", "--LabApp.expose_app_in_browser=True",
+        # The same settings overrides as make lab.
+        f"--LabApp.app_settings_dir={REPO / 'jupyter'}", "--LabApp.expose_app_in_browser=True",
     ]
     server = Server(command, port, "/api", root / "jupyterlab.log", env=jupyter_env(root), cwd=work)
     server.token = token

@@ -14,7 +14,7 @@ from widget_pages import (figure_source, html_text, move_slider, readout_text, s
 
 from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
 
-WIDGET_NOTEBOOKS = widget_notebooks(NOTEBOOKS)
+WIDGET_NOTEBOOKS = widget_notebooks(NOTEBOOKS, registered=EXPLORERS)
 
 # Smallest PNG data URL accepted as a drawn figure; an empty 640x320 canvas encodes to far less.
 MIN_FIGURE_URL_LENGTH = 5_000
