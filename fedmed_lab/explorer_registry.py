@@ -57,11 +57,11 @@ def expected_readout(notebook: str, values: Mapping[str, float]) -> str:
     """
     if notebook not in EXPLORERS:
         raise KeyError(
-            f"notebook {notebook!r} has no entry in fedmed_lab.explorer_registry.EXPLORERS; "
-            "add one with its slider descriptions and readout function"
+            f"notebook {notebook!r} has no entry in fedmed_lab.explorer_registry.EXPLORERS. "
+            "Add one with its slider descriptions and readout function."
         )
     spec = EXPLORERS[notebook]
     missing = [name for name in spec.sliders if name not in values]
     if missing:
-        raise KeyError(f"slider values for {notebook!r} lack {missing}; received {sorted(values)}")
+        raise KeyError(f"slider values for {notebook!r} are missing {missing}: received {sorted(values)}")
     return spec.readout(values)

@@ -39,5 +39,5 @@ def test_registry_rejects_unknown_notebook():
 
 
 def test_registry_rejects_missing_slider():
-    with pytest.raises(KeyError, match="lack"):
+    with pytest.raises(KeyError, match="are missing"):
         expected_readout("01_pooled_objective", {"site 1 n_k": 80})

@@ -16,7 +16,7 @@ def record_failures(page) -> list[str]:
     failures: list[str] = []
     page.on("response", lambda response: failures.append(f"{response.status} {response.url}")
             if response.status >= 400 else None)
-    # The widget renderer's bundled styles point one font at about:blank; that
+    # The widget renderer's bundled styles point one font at about:blank. That
     # request never leaves the browser, so only http(s) failures count.
     page.on("requestfailed", lambda request: failures.append(f"failed {request.url}")
             if request.url.startswith("http") else None)

@@ -85,8 +85,8 @@ def slider_values(scope) -> dict[str, float]:
 def move_slider(slider) -> str:
     """Press End on the slider's handle, or Home when it already sits at its maximum.
 
-    Returns the key pressed. The handle's keyboard events go through the same
-    code path as a drag, so the kernel receives a value change.
+    Returns the key pressed. The kernel receives the new value as it does
+    after a drag.
     """
     handle = slider.locator(".noUi-handle").first
     now = float(handle.get_attribute("aria-valuenow"))
