@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import NOTEBOOKS
-from playwright.sync_api import expect
 from test_voila_widgets import MIN_FIGURE_URL_LENGTH, wait_for_new_figure
 from widget_pages import figure_source, html_text, move_slider, readout_text, slider_values
 
 from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
+
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
 CHAPTER = "01_pooled_objective"
 
