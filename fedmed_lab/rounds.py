@@ -105,7 +105,13 @@ class Coordinator:
         updates, self._updates = self._updates, []
 
         if updates:
-            self._parameters = np.asarray(self._aggregator(updates), dtype=float)
+            # An aggregator that reweights updates against the broadcast model
+            # (such as HorvitzThompsonAggregator) declares needs_global_parameters.
+            if getattr(self._aggregator, "needs_global_parameters", False):
+                aggregate = self._aggregator(updates, global_parameters=self._parameters.copy())
+            else:
+                aggregate = self._aggregator(updates)
+            self._parameters = np.asarray(aggregate, dtype=float)
             sizes = np.array([u.num_examples for u in updates], dtype=float)
             losses = np.array([u.metrics.get("train_loss", np.nan) for u in updates])
             train_loss = float(losses @ (sizes / sizes.sum()))
