@@ -39,10 +39,45 @@ def _chapter1_readout(values: Mapping[str, float]) -> str:
     return imbalance_readout(summarize_imbalance(sizes, seed=0))
 
 
+def _chapter4_readout(values: Mapping[str, float]) -> str:
+    from fedmed_lab.dropout import expected_dropout_error, imbalance_experiment
+
+    # NOTE: the format mirrors the f-string in the chapter 4 widget cell, which
+    # builds its readout inline; keep the two in step.
+    experiment = imbalance_experiment(int(values["academic size"]), int(values["clinic size"]), seed=0)
+    current = expected_dropout_error(experiment, float(values["drop probability"]))
+    return (f"expected error {current['expected_error']:.4f}, worst pattern {current['worst_error']:.4f}, "
+            f"unweighted mean {current['unweighted_error']:.4f}")
+
+
+# Site sizes of the chapter 5 notebook's drift experiment.
+CHAPTER5_SITE_SIZES = (40, 80, 600, 120, 60)
+
+
+def _chapter5_readout(values: Mapping[str, float]) -> str:
+    from fedmed_lab.heterogeneity import drift_grid
+
+    # NOTE: the format mirrors the f-string in the chapter 5 widget cell.
+    epochs = range(1, 31)
+    strength = float(values["heterogeneity"])
+    plain = drift_grid(CHAPTER5_SITE_SIZES, heterogeneity=strength, proximal_mu=0.0, epochs=epochs, seed=0)
+    prox = drift_grid(CHAPTER5_SITE_SIZES, heterogeneity=strength, proximal_mu=float(values["mu"]), epochs=epochs,
+                      seed=0)
+    return f"drift at E = 30: FedAvg {plain[-1]:.4f}, FedProx {prox[-1]:.4f}"
+
+
 EXPLORERS: dict[str, ExplorerSpec] = {
     "01_pooled_objective": ExplorerSpec(
         sliders=tuple(f"site {k} n_k" for k in range(1, 6)),
         readout=_chapter1_readout,
+    ),
+    "04_dropout_stragglers": ExplorerSpec(
+        sliders=("drop probability", "academic size", "clinic size"),
+        readout=_chapter4_readout,
+    ),
+    "05_heterogeneity": ExplorerSpec(
+        sliders=("mu", "heterogeneity"),
+        readout=_chapter5_readout,
     ),
 }
 

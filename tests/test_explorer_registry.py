@@ -18,10 +18,18 @@ def stored_widgets(name: str) -> list[dict]:
     return list(notebook["metadata"]["widgets"][WIDGET_STATE]["state"].values())
 
 
+def slider_value(state: dict) -> float:
+    # A SelectionSlider stores the index of its option, whose label is the number shown.
+    if "index" in state:
+        return float(state["_options_labels"][state["index"]])
+    return state["value"]
+
+
 @pytest.mark.parametrize("name", sorted(EXPLORERS))
 def test_registry_matches_stored_default(name):
     models = stored_widgets(name)
-    sliders = {m["state"]["description"]: m["state"]["value"] for m in models if m["model_name"].endswith("SliderModel")}
+    sliders = {m["state"]["description"]: slider_value(m["state"])
+               for m in models if m["model_name"].endswith("SliderModel")}
     readouts = [m["state"]["value"] for m in models if m["model_name"] == "HTMLModel"]
 
     assert sorted(sliders) == sorted(EXPLORERS[name].sliders)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
 
-SLIDER_MODELS = {"IntSliderModel", "FloatSliderModel", "FloatLogSliderModel"}
+SLIDER_MODELS = {"IntSliderModel", "FloatSliderModel", "FloatLogSliderModel", "SelectionSliderModel"}
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
