@@ -55,5 +55,8 @@ def test_chapter1_runs_and_slides_in_jupyterlab(page, jupyterlab_server, screens
     assert readout_text(notebook) == html_text(expected_readout(CHAPTER, slider_values(notebook)))
     assert len(after_figure) > MIN_FIGURE_URL_LENGTH
 
+    # jupyter/overrides.json keeps the news prompt away.
+    expect(page.get_by_text("official Jupyter news")).to_have_count(0)
+
     first_slider.locator("xpath=ancestor::div[contains(@class, 'jp-Cell')][1]").scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / f"jupyterlab-{CHAPTER}.png"))
