@@ -1,9 +1,9 @@
 """Fixtures for the browser suite: Debian's Chromium driven by Playwright, and
 Voila, JupyterLab and the built website served on 127.0.0.1.
 
-Every page opens in one browser context whose router aborts any request to a
-host other than 127.0.0.1 or localhost and records it; each test then asserts
-that the record is empty.
+Every page opens in one browser context. Its router aborts and records any
+request to a host other than 127.0.0.1 or localhost, and each test asserts
+that its pages added nothing to that record.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 BIN = Path(sys.executable).parent
 
-# Seconds a server may take to answer its first request; JupyterLab needs the most.
+# Seconds a server may take to respond to its first request. JupyterLab needs the most.
 SERVER_START_TIMEOUT = 90
 
 try:
@@ -65,11 +65,11 @@ def free_port() -> int:
 
 
 def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = SERVER_START_TIMEOUT) -> None:
-    """Poll ``url`` until it answers, failing early if ``process`` exits."""
+    """Poll ``url`` until it responds, failing early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode}; log:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"server exited with code {process.returncode}. Log:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -78,7 +78,7 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
             return
         except OSError:
             time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout} s; log:\n{log.read_text()[-3000:]}")
+    raise TimeoutError(f"{url} did not respond within {timeout} s. Log:\n{log.read_text()[-3000:]}")
 
 
 class Server:
@@ -116,7 +116,7 @@ def jupyter_env(root: Path) -> dict[str, str]:
         path.mkdir(parents=True, exist_ok=True)
         env[name] = str(path)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
-    # A headless matplotlib in the kernels, as in the executed notebooks.
+    # Without MPLBACKEND the kernels use matplotlib's inline backend, as when the notebooks were executed.
     env.pop("MPLBACKEND", None)
     return env
 
