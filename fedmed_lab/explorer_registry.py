@@ -2,17 +2,21 @@
 
 Every chapter notebook with a widget has one entry in :data:`EXPLORERS`, keyed
 by the notebook's file name without ``.ipynb``. The entry lists the slider
-descriptions and a readout function that takes the slider values, keyed by
-description, and returns exactly the HTML that the widget's ``ipywidgets.HTML``
-readout shows for that setting. The browser tests move each slider, read every
-slider's value back from the page and compare the page's readout with this
-function's output.
+descriptions and a readout function that takes the values of the widget's
+controls, keyed by description, and returns exactly the HTML that the widget's
+``ipywidgets.HTML`` readout shows for that setting. Slider values are numbers,
+a Dropdown's value is its selected label and a Checkbox's value is a bool.
+The browser tests move each slider, read every control's value back from the
+page and compare the page's readout with this function's output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
+
+ControlValues = Mapping[str, "float | str | bool"]
 
 
 @dataclass(frozen=True)
@@ -24,14 +28,17 @@ class ExplorerSpec:
     sliders
         The ``description`` of each slider, in the order the widget shows them.
     readout
-        Function from ``{description: value}`` (every slider) to the readout's HTML.
+        Function from ``{description: value}`` (every control) to the readout's HTML.
+    figure
+        Whether the widget redraws a figure in an ``ipywidgets.Output``.
     """
 
     sliders: tuple[str, ...]
-    readout: Callable[[Mapping[str, float]], str]
+    readout: Callable[[ControlValues], str]
+    figure: bool = True
 
 
-def _chapter1_readout(values: Mapping[str, float]) -> str:
+def _chapter1_readout(values: ControlValues) -> str:
     from fedmed_lab.explorers import imbalance_readout, summarize_imbalance
 
     sizes = [int(values[f"site {k} n_k"]) for k in range(1, 6)]
@@ -39,7 +46,7 @@ def _chapter1_readout(values: Mapping[str, float]) -> str:
     return imbalance_readout(summarize_imbalance(sizes, seed=0))
 
 
-def _chapter4_readout(values: Mapping[str, float]) -> str:
+def _chapter4_readout(values: ControlValues) -> str:
     from fedmed_lab.dropout import expected_dropout_error, imbalance_experiment
 
     # NOTE: the format mirrors the f-string in the chapter 4 widget cell, which
@@ -54,7 +61,7 @@ def _chapter4_readout(values: Mapping[str, float]) -> str:
 CHAPTER5_SITE_SIZES = (40, 80, 600, 120, 60)
 
 
-def _chapter5_readout(values: Mapping[str, float]) -> str:
+def _chapter5_readout(values: ControlValues) -> str:
     from fedmed_lab.heterogeneity import drift_grid
 
     # NOTE: the format mirrors the f-string in the chapter 5 widget cell.
@@ -64,6 +71,53 @@ def _chapter5_readout(values: Mapping[str, float]) -> str:
     prox = drift_grid(CHAPTER5_SITE_SIZES, heterogeneity=strength, proximal_mu=float(values["mu"]), epochs=epochs,
                       seed=0)
     return f"drift at E = 30: FedAvg {plain[-1]:.4f}, FedProx {prox[-1]:.4f}"
+
+
+def _chapter9_readout(values: ControlValues) -> str:
+    from fedmed_lab import drift
+
+    # NOTE: the format mirrors the f-string in the chapter 9 widget cell.
+    scan = drift.drift_strength_scan(float(values["lab bias (SD)"]), seed=0,
+                                     patients_per_month=int(values["patients/month"]))
+    alerts = scan.ks_alerts[0]
+    return (f"alerts in the 9 drifted months: {int(alerts[9:].sum())}; "
+            f"false alarms in the 6 stable months: {int(alerts[3:9].sum())}")
+
+
+@cache
+def _chapter10_audit_log():
+    """Run the chapter 10 governed study and return its audit entries and head hash.
+
+    NOTE: the study settings repeat the chapter 10 notebook's cells (12 rounds,
+    5 local epochs at learning rate 1.0, the rural clinic approving a draft
+    with learning rate 0.5, community_b withdrawing at round 6, seed 0).
+    """
+    from fedmed_lab import governance
+    from fedmed_lab.data import default_federation
+    from fedmed_lab.training import LocalTrainingConfig
+
+    configuration = governance.training_configuration(rounds=12, local=LocalTrainingConfig(epochs=5, learning_rate=1.0))
+    draft = governance.training_configuration(rounds=12, local=LocalTrainingConfig(epochs=5, learning_rate=0.5))
+    federation = default_federation()
+    approvals = {spec.name: governance.config_hash(configuration) for spec in federation}
+    approvals["rural_clinic"] = governance.config_hash(draft)
+    run = governance.run_governed_study(federation, configuration, seed=0, approvals=approvals,
+                                        withdrawals={"community_b": 6})
+    return run.audit_log.entries, run.audit_log.head_hash
+
+
+def _chapter10_readout(values: ControlValues) -> str:
+    from fedmed_lab import audit
+
+    entries, head = _chapter10_audit_log()
+    kind = str(values["tampering"])
+    position = int(values["entry"])
+    # The notebook moves a swap at the last entry back by one, as this does.
+    if kind == "swap with next":
+        position = min(position, len(entries) - 2)
+    result = audit.verify_chain(audit.tamper(entries, kind, position),
+                                expected_head=head if values["check head hash"] else None)
+    return f"{kind} at entry {position}: <b>{result}</b>"
 
 
 EXPLORERS: dict[str, ExplorerSpec] = {
@@ -79,10 +133,19 @@ EXPLORERS: dict[str, ExplorerSpec] = {
         sliders=("mu", "heterogeneity"),
         readout=_chapter5_readout,
     ),
+    "09_drift_monitoring": ExplorerSpec(
+        sliders=("lab bias (SD)", "patients/month"),
+        readout=_chapter9_readout,
+    ),
+    "10_governance_audit": ExplorerSpec(
+        sliders=("entry",),
+        readout=_chapter10_readout,
+        figure=False,
+    ),
 }
 
 
-def expected_readout(notebook: str, values: Mapping[str, float]) -> str:
+def expected_readout(notebook: str, values: ControlValues) -> str:
     """Return the readout HTML that notebook ``notebook``'s widget shows for ``values``.
 
     Raises

@@ -18,22 +18,27 @@ def stored_widgets(name: str) -> list[dict]:
     return list(notebook["metadata"]["widgets"][WIDGET_STATE]["state"].values())
 
 
-def slider_value(state: dict) -> float:
-    # A SelectionSlider stores the index of its option, whose label is the number shown.
-    if "index" in state:
+def control_value(model: dict) -> float | str | bool:
+    state = model["state"]
+    # A SelectionSlider and a Dropdown store the index of the selected option.
+    if model["model_name"] == "SelectionSliderModel":
         return float(state["_options_labels"][state["index"]])
+    if model["model_name"] == "DropdownModel":
+        return state["_options_labels"][state["index"]]
     return state["value"]
 
 
 @pytest.mark.parametrize("name", sorted(EXPLORERS))
 def test_registry_matches_stored_default(name):
     models = stored_widgets(name)
-    sliders = {m["state"]["description"]: slider_value(m["state"])
-               for m in models if m["model_name"].endswith("SliderModel")}
+    controls = [m for m in models if m["model_name"].endswith(("SliderModel", "DropdownModel", "CheckboxModel"))
+                and "description" in m["state"]]
+    values = {m["state"]["description"]: control_value(m) for m in controls}
+    sliders = [m["state"]["description"] for m in controls if m["model_name"].endswith("SliderModel")]
     readouts = [m["state"]["value"] for m in models if m["model_name"] == "HTMLModel"]
 
     assert sorted(sliders) == sorted(EXPLORERS[name].sliders)
-    assert readouts == [expected_readout(name, sliders)]
+    assert readouts == [expected_readout(name, values)]
 
 
 @pytest.mark.parametrize("name", sorted(EXPLORERS))

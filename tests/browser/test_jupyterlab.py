@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import NOTEBOOKS
 from test_voila_widgets import MIN_FIGURE_URL_LENGTH, wait_for_new_figure
-from widget_pages import figure_source, html_text, move_slider, readout_text, slider_values
+from widget_pages import (control_values, figure_source, html_text, move_slider, readout_text,
+                          slider_descriptions)
 
 from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
 
@@ -41,18 +42,20 @@ def test_chapter1_runs_and_slides_in_jupyterlab(page, jupyterlab_server, screens
     expect(notebook.locator(".jp-InputArea-prompt", has_text="[*]")).to_have_count(0)
     wait_for_kernel_idle(page)
     expect(notebook.locator(".widget-output img")).to_have_count(1)
-    assert sorted(slider_values(notebook)) == sorted(spec.sliders)
-    assert readout_text(notebook) == html_text(expected_readout(CHAPTER, slider_values(notebook)))
+    assert sorted(slider_descriptions(notebook)) == sorted(spec.sliders)
+    assert readout_text(notebook) == html_text(expected_readout(CHAPTER, control_values(notebook)))
 
     before_text = readout_text(notebook)
     before_figure = figure_source(notebook)
     first_slider = sliders.first
     first_slider.scroll_into_view_if_needed()
     move_slider(first_slider)
-    expect(notebook.locator(".widget-html .widget-html-content")).not_to_have_text(before_text)
     after_figure = wait_for_new_figure(page, before_figure)
+    expected = html_text(expected_readout(CHAPTER, control_values(notebook)))
+    assert expected != before_text
 
-    assert readout_text(notebook) == html_text(expected_readout(CHAPTER, slider_values(notebook)))
+    expect(notebook.locator(".widget-html .widget-html-content")).to_have_text(expected)
+    assert readout_text(notebook) == expected
     assert len(after_figure) > MIN_FIGURE_URL_LENGTH
 
     # jupyter/overrides.json keeps the news prompt away.

@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from widget_pages import html_text, readout_text, slider_values
+from widget_pages import control_values, html_text, readout_text
 
 from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
 from fedmed_lab.website import RECOMPUTE_NOTICE
@@ -63,7 +63,7 @@ def test_chapter_page_renders_stored_widget(page, built_site, screenshots):
         # The widget renderer draws the state stored at execution time, without a kernel.
         expect(page.locator(".widget-slider")).to_have_count(len(EXPLORERS[name].sliders))
         expect(page.locator(".widget-output img")).to_have_count(1)
-        assert readout_text(page) == html_text(expected_readout(name, slider_values(page)))
+        assert readout_text(page) == html_text(expected_readout(name, control_values(page)))
 
     # The navigation links back to the contents.
     assert page.locator("nav.fedmed-site a", has_text="Contents").get_attribute("href").endswith("index.html")

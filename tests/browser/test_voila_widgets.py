@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import NOTEBOOKS
-from widget_pages import (figure_source, html_text, move_slider, readout_text, slider_values,
-                          widget_notebooks)
+from widget_pages import (control_values, figure_source, html_text, move_slider, readout_text,
+                          slider_descriptions, widget_notebooks)
 
 from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
 
@@ -47,12 +47,15 @@ def test_every_slider_updates_readout_and_figure(notebook, page, voila_server, s
     page.goto(f"{voila_server.base_url}/voila/render/{notebook.name}")
     sliders = page.locator(".widget-slider")
     expect(sliders).to_have_count(len(spec.sliders))
-    expect(page.locator(".widget-output img")).to_have_count(1)
-    assert sorted(slider_values(page)) == sorted(spec.sliders)
+    if spec.figure:
+        expect(page.locator(".widget-output img")).to_have_count(1)
+    expect(page.locator(".widget-html .widget-html-content")).not_to_have_text("")
+    assert sorted(slider_descriptions(page)) == sorted(spec.sliders)
 
     # The default view shows what the package computes for the default values.
-    assert readout_text(page) == html_text(expected_readout(name, slider_values(page)))
-    assert len(figure_source(page)) > MIN_FIGURE_URL_LENGTH
+    assert readout_text(page) == html_text(expected_readout(name, control_values(page)))
+    if spec.figure:
+        assert len(figure_source(page)) > MIN_FIGURE_URL_LENGTH
 
     for index in range(sliders.count()):
         slider = sliders.nth(index)
@@ -61,12 +64,17 @@ def test_every_slider_updates_readout_and_figure(notebook, page, voila_server, s
         before_figure = figure_source(page)
 
         key = move_slider(slider)
-        expect(page.locator(".widget-html .widget-html-content")).not_to_have_text(before_text)
-        after_figure = wait_for_new_figure(page, before_figure)
+        if spec.figure:
+            # The figure is drawn after the readout, so a new figure means the callback finished.
+            after_figure = wait_for_new_figure(page, before_figure)
+            assert len(after_figure) > MIN_FIGURE_URL_LENGTH, f"figure after {key} on {description!r} is empty"
 
-        values = slider_values(page)
+        values = control_values(page)
         expected = html_text(expected_readout(name, values))
+        if not spec.figure:
+            assert expected != before_text, f"{key} on {description!r} changes nothing a test can observe"
+        # A readout may legitimately stay the same (chapter 9 alerts in all 9 months at either bias).
+        expect(page.locator(".widget-html .widget-html-content")).to_have_text(expected)
         assert readout_text(page) == expected, f"readout after {key} on slider {description!r} ({values})"
-        assert len(after_figure) > MIN_FIGURE_URL_LENGTH, f"figure after {key} on {description!r} is empty"
 
     page.screenshot(path=str(screenshots / f"voila-{name}.png"), full_page=True)

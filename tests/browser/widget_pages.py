@@ -70,15 +70,37 @@ def figure_source(scope) -> str:
     return images.first.get_attribute("src") or ""
 
 
-def slider_values(scope) -> dict[str, float]:
-    """Return every slider's value, keyed by its description, as its readout shows it."""
-    values = {}
+def slider_descriptions(scope) -> list[str]:
+    """Return the description of every slider inside ``scope``, in page order."""
+    labels = scope.locator(".widget-slider > .widget-label")
+    return [normalize_space(labels.nth(i).text_content()) for i in range(labels.count())]
+
+
+def control_values(scope) -> dict[str, float | str | bool]:
+    """Return the value of every slider, Dropdown and Checkbox, keyed by its description.
+
+    A slider's value is the number its readout shows, a Dropdown's the label
+    of its selected option and a Checkbox's whether it is ticked.
+    """
+    values: dict[str, float | str | bool] = {}
     sliders = scope.locator(".widget-slider")
     for index in range(sliders.count()):
         slider = sliders.nth(index)
         description = normalize_space(slider.locator(".widget-label").first.text_content())
         shown = slider.locator(".widget-readout").first.text_content().replace(",", "")
         values[description] = float(shown)
+
+    dropdowns = scope.locator(".widget-dropdown")
+    for index in range(dropdowns.count()):
+        dropdown = dropdowns.nth(index)
+        description = normalize_space(dropdown.locator(".widget-label").first.text_content())
+        values[description] = dropdown.locator("select").evaluate("s => s.options[s.selectedIndex].textContent")
+
+    checkboxes = scope.locator(".widget-checkbox")
+    for index in range(checkboxes.count()):
+        checkbox = checkboxes.nth(index)
+        description = normalize_space(checkbox.locator(".widget-label-basic").first.text_content())
+        values[description] = checkbox.locator("input[type=checkbox]").is_checked()
     return values
 
 
