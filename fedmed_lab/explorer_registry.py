@@ -46,11 +46,13 @@ def _chapter1_readout(values: ControlValues) -> str:
     return imbalance_readout(summarize_imbalance(sizes, seed=0))
 
 
+# NOTE: chapters 4, 5, 9 and 10 build their readouts inline in the widget
+# cell, so the functions below repeat those f-strings and study settings.
+# tests/test_explorer_registry.py fails when a notebook's stored readout and
+# these functions disagree.
 def _chapter4_readout(values: ControlValues) -> str:
     from fedmed_lab.dropout import expected_dropout_error, imbalance_experiment
 
-    # NOTE: the format mirrors the f-string in the chapter 4 widget cell, which
-    # builds its readout inline; keep the two in step.
     experiment = imbalance_experiment(int(values["academic size"]), int(values["clinic size"]), seed=0)
     current = expected_dropout_error(experiment, float(values["drop probability"]))
     return (f"expected error {current['expected_error']:.4f}, worst pattern {current['worst_error']:.4f}, "
@@ -64,7 +66,6 @@ CHAPTER5_SITE_SIZES = (40, 80, 600, 120, 60)
 def _chapter5_readout(values: ControlValues) -> str:
     from fedmed_lab.heterogeneity import drift_grid
 
-    # NOTE: the format mirrors the f-string in the chapter 5 widget cell.
     epochs = range(1, 31)
     strength = float(values["heterogeneity"])
     plain = drift_grid(CHAPTER5_SITE_SIZES, heterogeneity=strength, proximal_mu=0.0, epochs=epochs, seed=0)
@@ -76,7 +77,6 @@ def _chapter5_readout(values: ControlValues) -> str:
 def _chapter9_readout(values: ControlValues) -> str:
     from fedmed_lab import drift
 
-    # NOTE: the format mirrors the f-string in the chapter 9 widget cell.
     scan = drift.drift_strength_scan(float(values["lab bias (SD)"]), seed=0,
                                      patients_per_month=int(values["patients/month"]))
     alerts = scan.ks_alerts[0]
@@ -88,9 +88,9 @@ def _chapter9_readout(values: ControlValues) -> str:
 def _chapter10_audit_log():
     """Run the chapter 10 governed study and return its audit entries and head hash.
 
-    NOTE: the study settings repeat the chapter 10 notebook's cells (12 rounds,
-    5 local epochs at learning rate 1.0, the rural clinic approving a draft
-    with learning rate 0.5, community_b withdrawing at round 6, seed 0).
+    The settings repeat the chapter 10 notebook's cells: 12 rounds, 5 local
+    epochs at learning rate 1.0, the rural clinic approving a draft with
+    learning rate 0.5, community_b withdrawing at round 6, seed 0.
     """
     from fedmed_lab import governance
     from fedmed_lab.data import default_federation

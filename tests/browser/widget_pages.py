@@ -87,8 +87,8 @@ def control_values(scope) -> dict[str, float | str | bool]:
     for index in range(sliders.count()):
         slider = sliders.nth(index)
         description = normalize_space(slider.locator(".widget-label").first.text_content())
-        shown = slider.locator(".widget-readout").first.text_content().replace(",", "")
-        values[description] = float(shown)
+        displayed_number = slider.locator(".widget-readout").first.text_content().replace(",", "")
+        values[description] = float(displayed_number)
 
     dropdowns = scope.locator(".widget-dropdown")
     for index in range(dropdowns.count()):
