@@ -135,15 +135,19 @@ class HospitalSpec:
 
 @dataclass(frozen=True)
 class SiteData:
-    """One hospital's standardised records, split into train and test."""
+    """One hospital's standardised records, split into train and test.
+
+    ``coefficients`` and ``intercept`` are the generator's true outcome model
+    at this site; they are ``None`` for real data, where nobody knows them.
+    """
 
     name: str
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    coefficients: np.ndarray
-    intercept: float
+    coefficients: np.ndarray | None = None
+    intercept: float | None = None
     speed: float = 1.0
 
     def to_hospital(self):

@@ -28,17 +28,12 @@ def _check_labels_and_scores(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """Rank ``values`` from 1, giving tied values the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    ranks = np.empty(values.size, dtype=float)
-    start = 0
-    while start < values.size:
-        stop = start
-        while stop + 1 < values.size and sorted_values[stop + 1] == sorted_values[start]:
-            stop += 1
-        ranks[order[start:stop + 1]] = 0.5 * (start + stop) + 1.0
-        start = stop + 1
-    return ranks
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+
+    # The tied group of a distinct value occupies ranks start + 1 .. end, whose mean is (start + 1 + end) / 2.
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    return ((starts + 1 + ends) / 2.0)[inverse.reshape(-1)]
 
 
 def auroc(y_true, y_score) -> float:
