@@ -28,7 +28,7 @@ def control_value(model: dict) -> float | str | bool:
     return state["value"]
 
 
-@pytest.mark.parametrize("name", sorted(EXPLORERS))
+@pytest.mark.parametrize("name", sorted(n for n, spec in EXPLORERS.items() if spec.readout is not None))
 def test_registry_matches_stored_default(name):
     models = stored_widgets(name)
     controls = [m for m in models if m["model_name"].endswith(("SliderModel", "DropdownModel", "CheckboxModel"))
@@ -49,6 +49,17 @@ def test_registry_names_existing_notebook(name):
 def test_registry_rejects_unknown_notebook():
     with pytest.raises(KeyError, match="no entry in fedmed_lab.explorer_registry.EXPLORERS"):
         expected_readout("99_missing", {})
+
+
+@pytest.mark.parametrize("name", sorted(EXPLORERS))
+def test_registry_sliders_match_stored_widget(name):
+    sliders = [m["state"]["description"] for m in stored_widgets(name) if m["model_name"].endswith("SliderModel")]
+    assert sorted(sliders) == sorted(EXPLORERS[name].sliders)
+
+
+def test_registry_rejects_entry_without_readout():
+    with pytest.raises(ValueError, match="no readout function"):
+        expected_readout("02_data_stays_home", {})
 
 
 def test_registry_rejects_missing_slider():

@@ -59,7 +59,7 @@ def test_chapter_page_renders_stored_widget(page, built_site, screenshots):
     expect(page.locator("span.MathJax").first).to_be_attached()
 
     name = page.url.rsplit("/", 1)[-1].removesuffix(".html")
-    if name in EXPLORERS:
+    if name in EXPLORERS and EXPLORERS[name].readout is not None:
         # The widget renderer draws the state stored at execution time, without a kernel.
         expect(page.locator(".widget-slider")).to_have_count(len(EXPLORERS[name].sliders))
         expect(page.locator(".widget-output img")).to_have_count(1)
