@@ -182,7 +182,7 @@ EXPLORERS: dict[str, ExplorerSpec] = {
         readout=_chapter1_readout,
     ),
     # TODO: chapters 2 and 3 compute their readouts from a model trained
-    # earlier in the notebook with a shared generator; move that computation
+    # earlier in the notebook with a shared generator. Move that computation
     # into fedmed_lab so these entries can check the numbers.
     "02_data_stays_home": ExplorerSpec(
         sliders=("patients", "event rate", "lab bias", "concept shift"),
