@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fedmed-lab-installed
 KERNEL := fedmed-lab
-EXTRAS := test
+EXTRAS := test,browser
 
 # Keep every tool the course starts from contacting anything but the
 # package index during installation.
@@ -16,7 +16,7 @@ export JUPYTER_PLATFORM_DIRS := 1
 NBVAL_FLAGS := --nbval --nbval-kernel-name $(KERNEL) \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: course test notebooks lab install clean
+.PHONY: course test test-browser site notebooks lab voila install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,14 +31,28 @@ course: $(STAMP)
 	$(BIN)/fedmed-lab run-course
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
 	$(BIN)/python -m pytest $(NBVAL_FLAGS) notebooks
+
+# Headless Chromium from /usr/bin/chromium (Debian's package) against Voila,
+# JupyterLab and the built site, all on 127.0.0.1. Screenshots: build/screenshots/.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest tests/browser
+
+# Static HTML course from the committed notebooks and their stored outputs.
+site: $(STAMP)
+	$(BIN)/python -m fedmed_lab.website --output build/site
 
 notebooks: $(STAMP)
 	$(BIN)/fedmed-lab execute-notebooks --in-place notebooks/*.ipynb
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --LabApp.app_settings_dir=jupyter notebooks
+
+# The chapters as dashboards, code hidden; the 'fedmed' template in
+# jupyter/voila/templates loads nothing from a CDN.
+voila: $(STAMP)
+	JUPYTER_PATH=jupyter $(BIN)/voila --template=fedmed --Voila.ip=127.0.0.1 --no-browser notebooks
 
 clean:
 	rm -rf build
