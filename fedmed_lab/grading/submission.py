@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 
 import nbformat
+from papermill.translators import translate_parameters
 
+from fedmed_lab.kernel import KERNEL_NAME
 from fedmed_lab.exercises import (
     ANSWER_TAG,
     GIVEN_TAG,
@@ -195,7 +197,10 @@ def assemble(solution, submission, spec: ExerciseSpec, *, seed: int, setup_sourc
             continue
         if PARAMETERS_TAG in tags:
             cells.append(_role(nbformat.v4.new_code_cell(source_cell.source), "parameters"))
-            cells.append(_code(f"# Parameters injected by the grader\nseed = {int(seed)}", "injected-parameters"))
+            # papermill's own translator writes the injected cell, as `papermill -p seed N` would.
+            injected = translate_parameters(KERNEL_NAME, "python", {"seed": int(seed)},
+                                            "Parameters injected by the grader")
+            cells.append(_code(injected, "injected-parameters"))
         elif ANSWER_TAG in tags or MANUAL_ANSWER_TAG in tags:
             question = cell_info(source_cell)["question"]
             manual = MANUAL_ANSWER_TAG in tags
