@@ -245,14 +245,15 @@ def _dp_audited_run(aggregator_settings, *, epsilon, rounds=4, **coordinator_set
     return log, aggregator
 
 
-def test_audited_coordinator_records_dp_aggregator_and_accountant():
+def test_audit_records_dp_settings():
     accountant = RoundAccountant(noise_multiplier=0.8, sample_rate=0.5, delta=1e-5)
     log, aggregator = _dp_audited_run({"clipping_norm": 0.3, "noise_multiplier": 0.8}, epsilon=accountant)
     payloads = [entry.payload for entry in log.entries]
     for server_round, payload in enumerate(payloads, start=1):
         assert payload["clipping_norm"] == aggregator.clipping_norm == 0.3
         assert payload["noise_multiplier"] == aggregator.noise_multiplier == 0.8
-        assert (payload["sample_rate"], payload["delta"]) == (0.5, 1e-5)
+        assert payload["sample_rate"] == 0.5
+        assert payload["delta"] == 1e-5
         assert payload["epsilon_spent"] == compute_epsilon(noise_multiplier=0.8, sample_rate=0.5, steps=server_round,
                                                            delta=1e-5)
     epsilons = [payload["epsilon_spent"] for payload in payloads]
@@ -261,7 +262,7 @@ def test_audited_coordinator_records_dp_aggregator_and_accountant():
     assert log.verify().valid
 
 
-def test_audited_coordinator_rejects_settings_other_than_the_aggregators():
+def test_audit_rejects_contradicting_settings():
     settings = {"clipping_norm": 0.3, "noise_multiplier": 0.8}
     with pytest.raises(ValueError, match=r"clipping_norm=1.0 differs from the DPFedAvg aggregator's clipping_norm=0.3"):
         _dp_audited_run(settings, epsilon=None, clipping_norm=1.0)
@@ -269,7 +270,7 @@ def test_audited_coordinator_rejects_settings_other_than_the_aggregators():
         _dp_audited_run(settings, epsilon=RoundAccountant(noise_multiplier=2.0, sample_rate=1.0, delta=1e-5))
 
 
-def test_audited_coordinator_writes_null_epsilon_without_a_finite_bound():
+def test_audit_null_epsilon_without_bound():
     log, _ = _dp_audited_run({"clipping_norm": 0.3, "noise_multiplier": 0.0}, rounds=2,
                              epsilon=RoundAccountant(noise_multiplier=0.0, sample_rate=1.0, delta=1e-5))
     assert [entry.payload["epsilon_spent"] for entry in log.entries] == [None, None]

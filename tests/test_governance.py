@@ -172,7 +172,7 @@ def test_noise_without_clipping_norm_rejected():
         gov.training_configuration(rounds=2, local=LocalTrainingConfig(), noise_multiplier=1.1, delta=1e-5)
 
 
-def test_configuration_without_noise_keeps_its_keys():
+def test_plain_configuration_keeps_keys():
     assert "delta" not in CONFIG
     assert CONFIG["aggregation"] == "fedavg"
 
@@ -187,21 +187,23 @@ def _dp_run(seed=0, withdrawals=None):
                                   withdrawals=withdrawals)
 
 
-def test_dp_run_audits_epsilon_of_the_accountant():
+def test_dp_run_logs_accountant_epsilon():
     run = _dp_run(withdrawals={"east": 4})
     rounds = [e.payload for e in run.audit_log.entries if e.payload["event"] == "round"]
     assert [p["server_round"] for p in rounds] == list(range(1, 7))
     for payload in rounds:
         expected = compute_epsilon(noise_multiplier=1.3, sample_rate=1.0, steps=payload["server_round"], delta=1e-4)
         assert payload["epsilon_spent"] == expected
-        assert (payload["clipping_norm"], payload["noise_multiplier"]) == (0.5, 1.3)
-        assert (payload["sample_rate"], payload["delta"]) == (1.0, 1e-4)
+        assert payload["clipping_norm"] == 0.5
+        assert payload["noise_multiplier"] == 1.3
+        assert payload["sample_rate"] == 1.0
+        assert payload["delta"] == 1e-4
     epsilons = [p["epsilon_spent"] for p in rounds]
     assert all(later > earlier for earlier, later in zip(epsilons, epsilons[1:]))
     assert run.audit_log.verify(expected_head=run.manifest.audit_head).valid
 
 
-def test_dp_run_adds_noise_and_reproduces_from_manifest():
+def test_dp_run_reproduces_from_manifest():
     run = _dp_run()
     plain_config = gov.training_configuration(rounds=6, local=LocalTrainingConfig(epochs=2, learning_rate=0.5))
     plain = gov.run_governed_study(SPECS, plain_config, seed=0,
@@ -213,7 +215,7 @@ def test_dp_run_adds_noise_and_reproduces_from_manifest():
     assert _dp_run(seed=1).manifest.model_hash != run.manifest.model_hash
 
 
-def test_dp_run_divides_by_the_approved_sites():
+def test_dp_run_divides_by_approved_sites():
     approvals = {"north": DP_HASH, "south": DP_HASH, "east": "0" * 64}
     run = gov.run_governed_study(SPECS, DP_CONFIG, seed=0, approvals=approvals)
     cohorts = make_risk_cohorts(SPECS, np.random.default_rng(0), test_fraction=0.3)
@@ -249,7 +251,7 @@ def test_dp_tampered_epsilon_found():
     assert verify_chain(entries[:-1] + [last], expected_head=run.manifest.audit_head).finding.kind == "head mismatch"
 
 
-def test_dp_model_card_reports_the_accountant_budget():
+def test_dp_model_card_reports_budget():
     run = _dp_run()
     text = gov.build_model_card(run, title="t", intended_use="u", known_limits=[]).to_markdown()
     epsilon = compute_epsilon(noise_multiplier=1.3, sample_rate=1.0, steps=6, delta=1e-4)

@@ -425,7 +425,7 @@ def test_dp_fedavg_uses_passed_global_parameters():
     np.testing.assert_allclose(aggregator.global_parameters, [2.0, 2.0])
 
 
-def test_round_accountant_matches_compute_epsilon_per_round():
+def test_round_accountant_matches_compute_epsilon():
     accountant = RoundAccountant(noise_multiplier=1.1, sample_rate=0.3, delta=1e-5)
     epsilons = [accountant(t) for t in range(0, 6)]
     assert epsilons[0] == 0.0
