@@ -347,7 +347,8 @@ class AuditedCoordinator(Coordinator):
     Pass it as ``coordinator=`` to :func:`fedmed_lab.rounds.run_federated`.
     Each entry records the round, status, participants, their n_k, each
     update's L2 distance from the broadcast model, the clipping norm and
-    noise multiplier, epsilon spent so far, the configuration hash and the
+    noise multiplier, the sample rate and delta of the accountant, epsilon
+    spent so far, the configuration hash and the
     new model's hash.
 
     Parameters
