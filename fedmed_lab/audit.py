@@ -348,8 +348,7 @@ class AuditedCoordinator(Coordinator):
     Each entry records the round, status, participants, their n_k, each
     update's L2 distance from the broadcast model, the clipping norm and
     noise multiplier, the sample rate and delta of the accountant, epsilon
-    spent so far, the configuration hash and the
-    new model's hash.
+    spent so far, the configuration hash and the new model's hash.
 
     Parameters
     ----------
