@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedmed_lab.privacy import DPFedAvg, RoundAccountant
 from fedmed_lab.rounds import Coordinator, RoundRecord
 from fedmed_lab.sites import ModelUpdate
 
@@ -332,14 +333,22 @@ class AuditLog:
 EpsilonSource = float | Callable[[int], float] | None
 
 
+def _agreeing(given: float | None, actual: float, name: str, owner: str) -> float:
+    """Return ``actual``, raising ValueError when ``given`` is set and differs from it."""
+    if given is not None and float(given) != actual:
+        raise ValueError(f"{name}={given!r} differs from {owner} {name}={actual!r}; "
+                         f"leave {name} out to record {owner} value")
+    return actual
+
+
 class AuditedCoordinator(Coordinator):
     """A :class:`~fedmed_lab.rounds.Coordinator` that writes one audit entry per round.
 
     Pass it as ``coordinator=`` to :func:`fedmed_lab.rounds.run_federated`.
     Each entry records the round, status, participants, their n_k, each
     update's L2 distance from the broadcast model, the clipping norm and
-    noise multiplier, epsilon spent so far, the configuration hash and the
-    new model's hash.
+    noise multiplier, the sample rate and delta of the accountant, epsilon
+    spent so far, the configuration hash and the new model's hash.
 
     Parameters
     ----------
@@ -350,14 +359,36 @@ class AuditedCoordinator(Coordinator):
     config_hash : str
         Hash of the approved training configuration.
     clipping_norm, noise_multiplier : float or None
-        The privacy settings, recorded as given (None when not used).
+        The privacy settings, recorded as given (None when not used). When
+        ``aggregator=`` is a :class:`fedmed_lab.privacy.DPFedAvg`, its
+        settings are recorded and these may be left out.
     epsilon : float, callable or None
         Epsilon spent after each round: a constant, a function of the round
-        number (for example an accountant), or None when no DP is used.
+        number such as :class:`fedmed_lab.privacy.RoundAccountant`, or None
+        when no DP is used. An accountant's ``sample_rate`` and ``delta`` are
+        recorded too, so an auditor can recompute epsilon from the entry.
     admission : callable, optional
         ``admission(site_id, server_round)`` raises when the site may not
         contribute; :class:`fedmed_lab.governance.GovernanceRegistry` provides
         ``check_admission`` for this.
+    **coordinator_kwargs
+        Passed to :class:`~fedmed_lab.rounds.Coordinator` (``aggregator=``).
+
+    Raises
+    ------
+    ValueError
+        When ``clipping_norm`` or ``noise_multiplier`` differs from the
+        DPFedAvg aggregator's, or the accountant's noise multiplier differs
+        from the one recorded: the log would then claim a guarantee the run
+        does not have.
+
+    Notes
+    -----
+    ``epsilon_spent`` is ``null`` in an entry when no finite epsilon bound
+    holds: the run adds no noise (no ``epsilon`` given), or the accountant
+    returns infinity (noise multiplier 0). It is never written as 0, which
+    would claim perfect privacy. ``sample_rate`` and ``delta`` are ``null``
+    unless ``epsilon`` is a :class:`~fedmed_lab.privacy.RoundAccountant`.
     """
 
     def __init__(self, initial_parameters: np.ndarray, audit_log: AuditLog, *, config_hash: str,
@@ -367,6 +398,17 @@ class AuditedCoordinator(Coordinator):
         super().__init__(initial_parameters, **coordinator_kwargs)
         self.audit_log = audit_log
         self.config_hash = config_hash
+        if isinstance(self._aggregator, DPFedAvg):
+            clipping_norm = _agreeing(clipping_norm, self._aggregator.clipping_norm, "clipping_norm",
+                                      "the DPFedAvg aggregator's")
+            noise_multiplier = _agreeing(noise_multiplier, self._aggregator.noise_multiplier, "noise_multiplier",
+                                         "the DPFedAvg aggregator's")
+        self.sample_rate: float | None = None
+        self.delta: float | None = None
+        if isinstance(epsilon, RoundAccountant):
+            noise_multiplier = _agreeing(noise_multiplier, epsilon.noise_multiplier, "noise_multiplier",
+                                         "the accountant's")
+            self.sample_rate, self.delta = epsilon.sample_rate, epsilon.delta
         self.clipping_norm = clipping_norm
         self.noise_multiplier = noise_multiplier
         self._epsilon = epsilon
@@ -382,10 +424,11 @@ class AuditedCoordinator(Coordinator):
         self._update_norms[update.site_id] = float(np.linalg.norm(update.parameters - self._parameters))
 
     def epsilon_spent(self, server_round: int) -> float | None:
+        """Return epsilon spent after ``server_round``, or None when no finite bound holds."""
         if self._epsilon is None:
             return None
-        value = self._epsilon(server_round) if callable(self._epsilon) else self._epsilon
-        return float(value)
+        value = float(self._epsilon(server_round) if callable(self._epsilon) else self._epsilon)
+        return value if math.isfinite(value) else None
 
     def finish_round(self, server_round: int, bytes_down: int) -> RoundRecord:
         """Aggregate as the base coordinator does, then append the round's audit entry."""
@@ -400,6 +443,8 @@ class AuditedCoordinator(Coordinator):
             "update_norms": [round(norms[site], 12) for site in record.participants],
             "clipping_norm": self.clipping_norm,
             "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "delta": self.delta,
             "epsilon_spent": self.epsilon_spent(server_round),
             "config_hash": self.config_hash,
             "model_hash": model_hash(record.parameters),

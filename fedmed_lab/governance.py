@@ -14,6 +14,10 @@
   specification, the configuration and the governance decisions, so that
   :func:`reproduce_from_manifest` re-runs the study and compares the model
   hash bit for bit.
+- A configuration with a noise multiplier trains with chapter 8's
+  :class:`~fedmed_lab.privacy.DPFedAvg`, and a
+  :class:`~fedmed_lab.privacy.RoundAccountant` writes the epsilon spent
+  after each round into the audit log.
 - :class:`ModelCard` summarises per-site performance, privacy budget, data
   provenance and known limits as Markdown.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +42,8 @@ from fedmed_lab.audit import AuditedCoordinator, AuditLog, EpsilonSource, canoni
 from fedmed_lab.data import HospitalSpec, make_risk_cohorts
 from fedmed_lab.models import LogisticRegression
 from fedmed_lab.participation import FullParticipation, Participation
+from fedmed_lab.privacy import (DPFedAvg, RoundAccountant, check_clipping_norm, check_delta,
+                                check_noise_multiplier)
 from fedmed_lab.rounds import TrainingHistory, run_federated
 from fedmed_lab.training import LocalTrainingConfig
 
@@ -52,15 +59,26 @@ def config_hash(configuration: Mapping[str, object]) -> str:
 
 def training_configuration(*, rounds: int, local: LocalTrainingConfig, l2: float = 0.0,
                            clipping_norm: float | None = None, noise_multiplier: float | None = None,
-                           test_fraction: float = 0.3) -> dict[str, object]:
+                           test_fraction: float = 0.3, delta: float | None = None) -> dict[str, object]:
     """Return the configuration a board approves, as a plain dict of JSON types.
 
     It names the model (logistic regression with ``l2``), the number of
     rounds, the local training settings, the privacy settings and the
     train/test split, which together fix what every site computes.
+
+    With ``noise_multiplier`` set, :func:`run_governed_study` trains with
+    chapter 8's :class:`~fedmed_lab.privacy.DPFedAvg` and accounts epsilon
+    at ``delta``; the configuration then also holds ``delta`` and names the
+    aggregation ``"dp-fedavg"``. A configuration without noise has the same
+    keys, and so the same hash, as before ``delta`` existed.
+
+    Raises
+    ------
+    ValueError
+        For ``delta`` without ``noise_multiplier``, or invalid privacy settings.
     """
     check_positive_int(rounds, "rounds")
-    return {
+    configuration = {
         "model": {"name": "LogisticRegression", "l2": float(l2)},
         "rounds": int(rounds),
         "local": dataclasses.asdict(local),
@@ -69,6 +87,16 @@ def training_configuration(*, rounds: int, local: LocalTrainingConfig, l2: float
         "aggregation": "fedavg",
         "test_fraction": float(test_fraction),
     }
+    if delta is not None:
+        if noise_multiplier is None:
+            raise ValueError(f"delta={delta!r} is set but noise_multiplier is None; delta only applies to a run "
+                             "with noise, so set noise_multiplier or leave delta out")
+        configuration["delta"] = check_delta(delta)
+    if noise_multiplier is not None:
+        configuration["noise_multiplier"] = check_noise_multiplier(noise_multiplier)
+        configuration["clipping_norm"] = check_clipping_norm(clipping_norm)
+        configuration["aggregation"] = "dp-fedavg"
+    return configuration
 
 
 @dataclass
@@ -231,6 +259,7 @@ class GovernedRun:
     manifest: RunManifest
     site_sizes: dict[str, int]
     rounds_joined: dict[str, list[int]]
+    accountant: RoundAccountant | None = None
 
 
 def run_governed_study(federation: Sequence[HospitalSpec], configuration: Mapping[str, object], *, seed: int,
@@ -257,21 +286,31 @@ def run_governed_study(federation: Sequence[HospitalSpec], configuration: Mappin
     withdrawals : mapping of site id to int, optional
         Round from which each withdrawing site no longer takes part.
     epsilon : float, callable or None
-        Epsilon spent after each round, written to the audit log.
+        Epsilon spent after each round, written to the audit log. Left
+        out for a configuration with ``noise_multiplier`` and ``delta``, a
+        :class:`~fedmed_lab.privacy.RoundAccountant` with sample rate 1
+        (every admitted site is asked in every round) is used.
     aggregator : callable, optional
-        The aggregation rule; required when the configuration sets
-        ``noise_multiplier``, because plain FedAvg adds no noise.
+        The aggregation rule. Left out, it is FedAvg for a configuration
+        without noise, and for one with ``noise_multiplier`` a central
+        :class:`~fedmed_lab.privacy.DPFedAvg` with the configuration's
+        clipping norm and noise multiplier, dividing by the number of sites
+        whose approval matches, and drawing its noise from the run's
+        generator after the cohorts, so a manifest reproduces it.
 
     Raises
     ------
     ValueError
-        When the configuration sets ``noise_multiplier`` but no aggregator is given.
+        When the configuration sets ``noise_multiplier`` but neither
+        ``delta`` nor ``epsilon`` nor ``aggregator``, so no epsilon could be
+        accounted.
     """
     check_non_negative_int(seed, "seed")
-    if configuration.get("noise_multiplier") is not None and aggregator is None:
+    private = configuration.get("noise_multiplier") is not None and aggregator is None
+    if private and epsilon is None and configuration.get("delta") is None:
         raise ValueError(
-            "the configuration sets noise_multiplier but aggregator is plain FedAvg, which adds no noise; "
-            "pass the differentially private aggregator that applies it"
+            "the configuration sets noise_multiplier but no delta, so the accountant cannot report epsilon; "
+            "pass delta= to training_configuration"
         )
     current_hash = config_hash(configuration)
     audit_log = AuditLog()
@@ -290,6 +329,15 @@ def run_governed_study(federation: Sequence[HospitalSpec], configuration: Mappin
     local = LocalTrainingConfig(**configuration["local"])
     initial = model.initial_parameters(hospitals[0].num_features)
 
+    if private:
+        approved_sites = sum(approvals.get(spec.name) == current_hash for spec in federation)
+        # With no approved site no round aggregates anything; 1 only keeps DPFedAvg's check satisfied.
+        aggregator = DPFedAvg(initial, clipping_norm=configuration["clipping_norm"],
+                              noise_multiplier=configuration["noise_multiplier"],
+                              expected_sites=max(1, approved_sites), rng=rng)
+        if epsilon is None:
+            epsilon = RoundAccountant(noise_multiplier=configuration["noise_multiplier"], sample_rate=1.0,
+                                      delta=configuration["delta"])
     coordinator = AuditedCoordinator(
         initial, audit_log, config_hash=current_hash, clipping_norm=configuration.get("clipping_norm"),
         noise_multiplier=configuration.get("noise_multiplier"), epsilon=epsilon,
@@ -309,7 +357,7 @@ def run_governed_study(federation: Sequence[HospitalSpec], configuration: Mappin
                      for h in hospitals}
     logger.info("governed study finished: model %s, %d audit entries", manifest.model_hash[:12], len(audit_log))
     return GovernedRun(history, audit_log, registry, manifest, {h.site_id: h.num_examples for h in hospitals},
-                       rounds_joined)
+                       rounds_joined, epsilon if isinstance(epsilon, RoundAccountant) else None)
 
 
 def reproduce_from_manifest(manifest: RunManifest, *, epsilon: EpsilonSource = None,
@@ -362,8 +410,10 @@ def build_model_card(run: GovernedRun, *, title: str, intended_use: str, known_l
                      epsilon: float | None = None, delta: float | None = None) -> ModelCard:
     """Build the card from a governed run's last round, manifest and audit log.
 
-    ``epsilon`` and ``delta`` are the total privacy budget spent, or None
-    for a run without differential privacy, which the card then states.
+    ``epsilon`` and ``delta`` are the total privacy budget spent. Left out,
+    they come from the run's accountant over all its rounds, or, for a run
+    without one, the card states that no epsilon bound holds, as it does
+    when the accountant's epsilon is infinite (noise multiplier 0).
     """
     last = run.history.rounds[-1]
     per_site = []
@@ -374,11 +424,18 @@ def build_model_card(run: GovernedRun, *, title: str, intended_use: str, known_l
             "n_test": evaluation.num_examples, **{k: evaluation.metrics[k] for k in
                                                   ("auroc", "brier", "calibration_in_the_large")},
         })
-    if epsilon is None:
+    rounds = len(run.history.rounds)
+    accountant = run.accountant
+    if epsilon is None and accountant is not None:
+        epsilon, delta = accountant(rounds), accountant.delta
+    if epsilon is None or not math.isfinite(epsilon):
         privacy = ("No differential privacy: the updates carry no noise, so no epsilon bound holds "
                    "(epsilon is infinite). Only the raw records stayed at the sites.")
     else:
-        privacy = f"(epsilon, delta) = ({epsilon:.3f}, {delta:.1e}) spent over {len(run.history.rounds)} rounds."
+        privacy = f"(epsilon, delta) = ({epsilon:.3f}, {delta:.1e}) spent over {rounds} rounds."
+        if accountant is not None:
+            privacy += (" Site-level guarantee from chapter 8's RDP accountant: one hospital added or removed, "
+                        f"noise multiplier {accountant.noise_multiplier:g}, sample rate {accountant.sample_rate:g}.")
     manifest = run.manifest
     provenance = [
         f"{len(run.site_sizes)} sites: " + ", ".join(f"{s} (n_k = {n})" for s, n in run.site_sizes.items()),

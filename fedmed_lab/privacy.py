@@ -497,6 +497,48 @@ def calibrate_noise_multiplier(*, target_epsilon: float, sample_rate: float, ste
     return high
 
 
+@dataclass(frozen=True)
+class RoundAccountant:
+    """Epsilon spent after each round of a run, from :func:`compute_epsilon`.
+
+    Call it with a round number t (from 1) to get epsilon after t rounds of
+    the Poisson-subsampled Gaussian mechanism with these settings. Every
+    round counts, including a round in which no site responded, which errs
+    toward a larger epsilon. Pass it as ``epsilon=`` to
+    :class:`fedmed_lab.audit.AuditedCoordinator` so each round's audit
+    entry records the budget spent so far.
+
+    Attributes
+    ----------
+    noise_multiplier : float
+        sigma >= 0, as in the :class:`DPFedAvg` that adds the noise.
+    sample_rate : float
+        q in [0, 1]: the probability that a site takes part in a round
+        (1.0 under full participation).
+    delta : float
+        Target delta in (0, 1).
+    orders : tuple of float, optional
+        RDP orders (default :data:`DEFAULT_ORDERS`).
+    """
+
+    noise_multiplier: float
+    sample_rate: float
+    delta: float
+    orders: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "noise_multiplier", check_noise_multiplier(self.noise_multiplier))
+        object.__setattr__(self, "sample_rate", check_sample_rate(self.sample_rate))
+        object.__setattr__(self, "delta", check_delta(self.delta))
+        if self.orders is not None:
+            object.__setattr__(self, "orders", tuple(float(a) for a in _check_orders(self.orders)))
+
+    def __call__(self, server_round: int) -> float:
+        """Return epsilon after rounds 1 to ``server_round``; infinity when ``noise_multiplier`` is 0."""
+        return compute_epsilon(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate,
+                               steps=server_round, delta=self.delta, orders=self.orders)
+
+
 # ---------------------------------------------------------------------------
 # DP-FedAvg for the round driver.
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from fedmed_lab import audit
 from fedmed_lab.data import HospitalSpec, make_risk_cohorts
 from fedmed_lab.models import LogisticRegression
+from fedmed_lab.privacy import DPFedAvg, RoundAccountant, compute_epsilon
 from fedmed_lab.rounds import run_federated
 from fedmed_lab.training import LocalTrainingConfig
 
@@ -229,3 +230,58 @@ def test_tamper_rejects_bad_arguments():
         audit.tamper(entries, "swap with next", 2)
     with pytest.raises(ValueError, match="kind must be one of"):
         audit.tamper(entries, "shuffle", 0)
+
+
+def _dp_audited_run(aggregator_settings, *, epsilon, rounds=4, **coordinator_settings):
+    hospitals = _federation()
+    model = LogisticRegression()
+    initial = model.initial_parameters(hospitals[0].num_features)
+    aggregator = DPFedAvg(initial, expected_sites=2, rng=np.random.default_rng(5), **aggregator_settings)
+    log = audit.AuditLog()
+    coordinator = audit.AuditedCoordinator(initial, log, config_hash="d" * 64, epsilon=epsilon,
+                                           aggregator=aggregator, **coordinator_settings)
+    run_federated(hospitals, model, rounds=rounds, local=LocalTrainingConfig(epochs=1, learning_rate=0.5),
+                  rng=np.random.default_rng(2), initial_parameters=initial, coordinator=coordinator)
+    return log, aggregator
+
+
+def test_audit_records_dp_settings():
+    accountant = RoundAccountant(noise_multiplier=0.8, sample_rate=0.5, delta=1e-5)
+    log, aggregator = _dp_audited_run({"clipping_norm": 0.3, "noise_multiplier": 0.8}, epsilon=accountant)
+    payloads = [entry.payload for entry in log.entries]
+    for server_round, payload in enumerate(payloads, start=1):
+        assert payload["clipping_norm"] == aggregator.clipping_norm == 0.3
+        assert payload["noise_multiplier"] == aggregator.noise_multiplier == 0.8
+        assert payload["sample_rate"] == 0.5
+        assert payload["delta"] == 1e-5
+        assert payload["epsilon_spent"] == compute_epsilon(noise_multiplier=0.8, sample_rate=0.5, steps=server_round,
+                                                           delta=1e-5)
+    epsilons = [payload["epsilon_spent"] for payload in payloads]
+    assert all(later > earlier > 0 for earlier, later in zip(epsilons, epsilons[1:]))
+    assert len(aggregator.clipped_fraction) == 4
+    assert log.verify().valid
+
+
+def test_audit_rejects_contradicting_settings():
+    settings = {"clipping_norm": 0.3, "noise_multiplier": 0.8}
+    with pytest.raises(ValueError, match=r"clipping_norm=1.0 differs from the DPFedAvg aggregator's clipping_norm=0.3"):
+        _dp_audited_run(settings, epsilon=None, clipping_norm=1.0)
+    with pytest.raises(ValueError, match=r"noise_multiplier=0.8 differs from the accountant's noise_multiplier=2.0"):
+        _dp_audited_run(settings, epsilon=RoundAccountant(noise_multiplier=2.0, sample_rate=1.0, delta=1e-5))
+
+
+def test_audit_null_epsilon_without_bound():
+    log, _ = _dp_audited_run({"clipping_norm": 0.3, "noise_multiplier": 0.0}, rounds=2,
+                             epsilon=RoundAccountant(noise_multiplier=0.0, sample_rate=1.0, delta=1e-5))
+    assert [entry.payload["epsilon_spent"] for entry in log.entries] == [None, None]
+    assert log.entries[0].payload["noise_multiplier"] == 0.0
+
+    hospitals = _federation()
+    model = LogisticRegression()
+    initial = model.initial_parameters(hospitals[0].num_features)
+    plain = audit.AuditLog()
+    run_federated(hospitals, model, rounds=1, local=LocalTrainingConfig(), rng=np.random.default_rng(2),
+                  initial_parameters=initial, coordinator=audit.AuditedCoordinator(initial, plain, config_hash="e" * 64))
+    payload = plain.entries[0].payload
+    assert [payload[key] for key in ("clipping_norm", "noise_multiplier", "sample_rate", "delta", "epsilon_spent")] == [
+        None] * 5

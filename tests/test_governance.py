@@ -8,9 +8,10 @@ import pytest
 
 from fedmed_lab import FedMedWarning
 from fedmed_lab import governance as gov
-from fedmed_lab.audit import AuditedCoordinator, AuditLog
+from fedmed_lab.audit import AuditedCoordinator, AuditLog, verify_chain
 from fedmed_lab.data import HospitalSpec, make_risk_cohorts
 from fedmed_lab.models import LogisticRegression
+from fedmed_lab.privacy import DPFedAvg, compute_epsilon
 from fedmed_lab.rounds import run_federated
 from fedmed_lab.sites import Hospital
 from fedmed_lab.training import LocalTrainingConfig
@@ -155,10 +156,108 @@ def test_manifest_missing_field_rejected():
         gov.RunManifest.from_json('{"seed": 1}')
 
 
-def test_noise_without_aggregator_rejected():
+def test_noise_without_delta_rejected():
     noisy = gov.training_configuration(rounds=2, local=LocalTrainingConfig(), clipping_norm=1.0, noise_multiplier=1.1)
-    with pytest.raises(ValueError, match="sets noise_multiplier but aggregator is plain FedAvg"):
+    with pytest.raises(ValueError, match="sets noise_multiplier but no delta, so the accountant cannot report"):
         gov.run_governed_study(SPECS, noisy, seed=0, approvals={})
+
+
+def test_delta_without_noise_rejected():
+    with pytest.raises(ValueError, match=r"delta=1e-05 is set but noise_multiplier is None"):
+        gov.training_configuration(rounds=2, local=LocalTrainingConfig(), delta=1e-5)
+
+
+def test_noise_without_clipping_norm_rejected():
+    with pytest.raises(TypeError, match="clipping_norm must be a real number, got None"):
+        gov.training_configuration(rounds=2, local=LocalTrainingConfig(), noise_multiplier=1.1, delta=1e-5)
+
+
+def test_plain_configuration_keeps_keys():
+    assert "delta" not in CONFIG
+    assert CONFIG["aggregation"] == "fedavg"
+
+
+DP_CONFIG = gov.training_configuration(rounds=6, local=LocalTrainingConfig(epochs=2, learning_rate=0.5),
+                                       clipping_norm=0.5, noise_multiplier=1.3, delta=1e-4)
+DP_HASH = gov.config_hash(DP_CONFIG)
+
+
+def _dp_run(seed=0, withdrawals=None):
+    return gov.run_governed_study(SPECS, DP_CONFIG, seed=seed, approvals={s.name: DP_HASH for s in SPECS},
+                                  withdrawals=withdrawals)
+
+
+def test_dp_run_logs_accountant_epsilon():
+    run = _dp_run(withdrawals={"east": 4})
+    rounds = [e.payload for e in run.audit_log.entries if e.payload["event"] == "round"]
+    assert [p["server_round"] for p in rounds] == list(range(1, 7))
+    for payload in rounds:
+        expected = compute_epsilon(noise_multiplier=1.3, sample_rate=1.0, steps=payload["server_round"], delta=1e-4)
+        assert payload["epsilon_spent"] == expected
+        assert payload["clipping_norm"] == 0.5
+        assert payload["noise_multiplier"] == 1.3
+        assert payload["sample_rate"] == 1.0
+        assert payload["delta"] == 1e-4
+    epsilons = [p["epsilon_spent"] for p in rounds]
+    assert all(later > earlier for earlier, later in zip(epsilons, epsilons[1:]))
+    assert run.audit_log.verify(expected_head=run.manifest.audit_head).valid
+
+
+def test_dp_run_reproduces_from_manifest():
+    run = _dp_run()
+    plain_config = gov.training_configuration(rounds=6, local=LocalTrainingConfig(epochs=2, learning_rate=0.5))
+    plain = gov.run_governed_study(SPECS, plain_config, seed=0,
+                                   approvals={s.name: gov.config_hash(plain_config) for s in SPECS})
+    assert not np.allclose(run.history.final_parameters, plain.history.final_parameters, atol=1e-3)
+    rerun = gov.reproduce_from_manifest(gov.RunManifest.from_json(run.manifest.to_json()))
+    assert rerun.manifest.model_hash == run.manifest.model_hash
+    assert rerun.manifest.audit_head == run.manifest.audit_head
+    assert _dp_run(seed=1).manifest.model_hash != run.manifest.model_hash
+
+
+def test_dp_run_divides_by_approved_sites():
+    approvals = {"north": DP_HASH, "south": DP_HASH, "east": "0" * 64}
+    run = gov.run_governed_study(SPECS, DP_CONFIG, seed=0, approvals=approvals)
+    cohorts = make_risk_cohorts(SPECS, np.random.default_rng(0), test_fraction=0.3)
+    hospitals = [c.to_hospital() for c in cohorts]
+    model = LogisticRegression()
+    initial = model.initial_parameters(hospitals[0].num_features)
+    rng = np.random.default_rng(0)
+    make_risk_cohorts(SPECS, rng, test_fraction=0.3)  # the same draws as the governed run, in the same order
+    aggregator = DPFedAvg(initial, clipping_norm=0.5, noise_multiplier=1.3, expected_sites=2, rng=rng)
+    registry = gov.GovernanceRegistry(DP_HASH)
+    for site, approved in approvals.items():
+        registry.approve(site, approved)
+    history = run_federated(hospitals, model, rounds=6, local=LocalTrainingConfig(epochs=2, learning_rate=0.5),
+                            rng=rng, initial_parameters=initial, aggregator=aggregator,
+                            participation=gov.GovernedParticipation(registry), evaluate=True)
+    np.testing.assert_array_equal(run.history.final_parameters, history.final_parameters)
+
+
+def test_dp_tampered_epsilon_found():
+    run = _dp_run()
+    entries = list(run.audit_log.entries)
+    position = next(i for i, e in enumerate(entries) if e.payload.get("server_round") == 3)
+    forged = dataclasses.replace(entries[position], payload={**entries[position].payload, "epsilon_spent": 0.5})
+    result = verify_chain(entries[:position] + [forged] + entries[position + 1:])
+    assert (result.finding.kind, result.finding.index) == ("altered", position)
+    rehashed = dataclasses.replace(forged, entry_hash=forged.computed_hash())
+    result = verify_chain(entries[:position] + [rehashed] + entries[position + 1:])
+    assert (result.finding.kind, result.finding.index) == ("relinked", position)
+    # The last entry rehashed leaves a valid chain; only the head the sites stored finds it.
+    last = dataclasses.replace(entries[-1], payload={**entries[-1].payload, "epsilon_spent": 0.5})
+    last = dataclasses.replace(last, entry_hash=last.computed_hash())
+    assert verify_chain(entries[:-1] + [last]).valid
+    assert verify_chain(entries[:-1] + [last], expected_head=run.manifest.audit_head).finding.kind == "head mismatch"
+
+
+def test_dp_model_card_reports_budget():
+    run = _dp_run()
+    text = gov.build_model_card(run, title="t", intended_use="u", known_limits=[]).to_markdown()
+    epsilon = compute_epsilon(noise_multiplier=1.3, sample_rate=1.0, steps=6, delta=1e-4)
+    assert f"(epsilon, delta) = ({epsilon:.3f}, 1.0e-04) spent over 6 rounds" in text
+    assert "noise multiplier 1.3, sample rate 1" in text
+    assert "epsilon is infinite" not in text
 
 
 def test_model_card_lists_every_site_and_limits():

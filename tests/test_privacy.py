@@ -19,6 +19,7 @@ from fedmed_lab import privacy
 from fedmed_lab.privacy import (
     DEFAULT_ORDERS,
     DPFedAvg,
+    RoundAccountant,
     aggregation_sensitivity,
     calibrate_noise_multiplier,
     central_dp_sum,
@@ -422,3 +423,22 @@ def test_dp_fedavg_uses_passed_global_parameters():
     new = aggregator([ModelUpdate("a", [3.0, 3.0], 5)], global_parameters=np.array([1.0, 1.0]))
     np.testing.assert_allclose(new, [2.0, 2.0])
     np.testing.assert_allclose(aggregator.global_parameters, [2.0, 2.0])
+
+
+def test_round_accountant_matches_compute_epsilon():
+    accountant = RoundAccountant(noise_multiplier=1.1, sample_rate=0.3, delta=1e-5)
+    epsilons = [accountant(t) for t in range(0, 6)]
+    assert epsilons[0] == 0.0
+    for steps, epsilon in enumerate(epsilons):
+        assert epsilon == compute_epsilon(noise_multiplier=1.1, sample_rate=0.3, steps=steps, delta=1e-5)
+    assert all(later > earlier for earlier, later in zip(epsilons, epsilons[1:]))
+    assert RoundAccountant(noise_multiplier=0.0, sample_rate=1.0, delta=1e-5)(3) == math.inf
+
+
+def test_round_accountant_rejects_bad_settings():
+    with pytest.raises(ValueError, match="sample_rate must be a probability in"):
+        RoundAccountant(noise_multiplier=1.0, sample_rate=1.5, delta=1e-5)
+    with pytest.raises(ValueError, match="delta must be in the open interval"):
+        RoundAccountant(noise_multiplier=1.0, sample_rate=1.0, delta=0.0)
+    with pytest.raises(ValueError, match="steps must be a non-negative integer, got -1"):
+        RoundAccountant(noise_multiplier=1.0, sample_rate=1.0, delta=1e-5)(-1)
