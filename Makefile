@@ -46,8 +46,11 @@ site: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/fedmed-lab execute-notebooks --in-place notebooks/*.ipynb
 
+# JupyterLab refuses to start as root without --allow-root (containers often run as root).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --LabApp.app_settings_dir=jupyter notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(ROOT_FLAG) --LabApp.app_settings_dir=jupyter
 
 # The chapters as dashboards, code hidden; the 'fedmed' template in
 # jupyter/voila/templates loads nothing from a CDN.

@@ -43,7 +43,11 @@ def read_headline(notebook: nbformat.NotebookNode) -> str:
         if cell.cell_type == "code" and HEADLINE_TAG in cell.get("metadata", {}).get("tags", []):
             text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
             lines = [line.strip() for line in text.splitlines() if line.strip()]
-            return lines[-1] if lines else ""
+            if not lines:
+                return ""
+            # A cell may label its line "Headline: ..."; the table's column already says so.
+            last = lines[-1]
+            return last[len("headline:"):].strip() if last.lower().startswith("headline:") else last
     return ""
 
 

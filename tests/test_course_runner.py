@@ -37,7 +37,8 @@ def test_failing_notebook_exits_nonzero_and_names_cell(tmp_path):
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "01_good.ipynb" in result.stdout
-    assert "Headline: x is 2" in result.stdout
+    good_line = next(line for line in result.stdout.splitlines() if line.startswith("01_good.ipynb"))
+    assert good_line.endswith("  x is 2")
     bad_line = next(line for line in result.stdout.splitlines() if line.startswith("02_bad.ipynb"))
     assert "failed" in bad_line
     assert "cell cell-1" in bad_line
