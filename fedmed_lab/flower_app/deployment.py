@@ -101,6 +101,7 @@ class LocalDeployment:
 
     task: CapstoneTask
     work_dir: Path
+    watcher: object | None = None  # a SocketWatcher; each started process is added to it
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,6 +116,8 @@ class LocalDeployment:
             process = subprocess.Popen(command, env=self.environment, stdout=log, stderr=subprocess.STDOUT,
                                        cwd=self.work_dir, start_new_session=True)
         self.processes[name] = process
+        if self.watcher is not None:
+            self.watcher.watch(process.pid)
         logger.info("started %s (pid %d)", name, process.pid)
         return process
 
@@ -219,10 +222,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     from fedmed_lab.flower_app.server_app import read_result, read_round_seconds
+    from fedmed_lab.flower_app.sockets import SocketWatcher
 
     args = _parse_args(argv)
     task = CapstoneTask(seed=args.seed, num_rounds=args.num_rounds)
-    with LocalDeployment(task, args.work_dir) as deployment:
+    with SocketWatcher() as watcher, LocalDeployment(task, args.work_dir, watcher=watcher) as deployment:
         result_file = deployment.run(timeout=args.timeout)
 
     history = run_course_simulator(task)
@@ -231,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds = read_round_seconds(result_file)
     print(f"deployment runtime: {task.num_rounds} rounds, median {np.median(seconds):.1f} s per round")
     print(f"largest parameter difference from the course simulator: {difference:.1e}")
-    return 0 if difference < 1e-6 else 1
+    exposed = watcher.non_loopback()
+    print(f"listening sockets seen: {len(watcher.sockets)}, not on loopback: {len(exposed)}")
+    for entry in exposed:
+        print(f"  {entry.process} (pid {entry.pid}) {entry.protocol} {entry.ip}:{entry.port}")
+    return 0 if difference < 1e-6 and not exposed else 1
 
 
 if __name__ == "__main__":
