@@ -154,3 +154,38 @@ def test_weighted_average_of_clipped_is_not_equal_weight_mean():
     equal = central_dp_round(start, sites, clipping_norm=1.0, noise_multiplier=0.0, rng=np.random.default_rng(0))
     np.testing.assert_allclose(weighted, [0.45, 0.05])
     np.testing.assert_allclose(equal, [0.25, 0.25])
+
+
+# --- calibration explorer -------------------------------------------------------
+
+from fedmed_lab.flower_app.explorer import (  # noqa: E402
+    MAX_SITE_SIZE,
+    MIN_SITE_SIZE,
+    calibration_readout,
+    summarize_calibration,
+)
+
+
+def test_calibration_equal_sites_all_sigma():
+    summary = summarize_calibration([500] * 5, noise_multiplier=1.5, clipping_norm=0.2)
+    assert summary.course_effective == pytest.approx(1.5)
+    assert summary.flower_equal_effective == pytest.approx(1.5)
+    assert summary.flower_weighted_effective == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("largest, expected_share", [
+    (MIN_SITE_SIZE, 100 / 140),  # slider minimum: the 100-record site is now the largest
+    (MAX_SITE_SIZE, MAX_SITE_SIZE / (MAX_SITE_SIZE + 130)),
+])
+def test_calibration_slider_extremes(largest, expected_share):
+    sizes = [10, 100, largest, 10, 10]
+    summary = summarize_calibration(sizes, noise_multiplier=0.1)
+    assert summary.course_effective == pytest.approx(0.1)
+    assert summary.flower_weighted_effective == pytest.approx(0.1 / (5 * expected_share))
+    assert summary.flower_weighted_effective < summary.course_effective
+    assert "effective sigma" in calibration_readout(summary)
+
+
+def test_calibration_rejects_zero_sigma():
+    with pytest.raises(ValueError, match="noise_multiplier must be a positive"):
+        summarize_calibration([10, 20], noise_multiplier=0.0)
