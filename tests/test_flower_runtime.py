@@ -21,7 +21,11 @@ from fedmed_lab.flower_app.central_dp import (
 )
 from fedmed_lab.flower_app.deployment import LocalDeployment
 from fedmed_lab.flower_app.flower_dp import flower_dp_aggregate
-from fedmed_lab.flower_app.runtime import QUIET_ENVIRONMENT, flower_environment, start_simulation_process
+from fedmed_lab.flower_app.runtime import (
+    QUIET_ENVIRONMENT,
+    flower_environment,
+    run_simulation_process,
+)
 from fedmed_lab.flower_app.server_app import read_result, read_round_seconds
 from fedmed_lab.flower_app.sockets import SocketWatcher, is_loopback_address, listening_sockets
 from fedmed_lab.flower_app.task import CapstoneTask, make_hospitals, run_course_simulator
@@ -128,16 +132,9 @@ def test_flower_dp_noise_std_ignores_weights(first_round_updates):
 def simulation_run(tmp_path_factory):
     task = CapstoneTask(num_rounds=3)
     work_dir = tmp_path_factory.mktemp("simulation")
-    process = start_simulation_process(task, work_dir)
-    with SocketWatcher([process.pid]) as watcher:
-        try:
-            process.wait(timeout=240)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    log = (work_dir / "simulation.log").read_text()
-    assert process.returncode == 0, log[-3000:]
-    return task, work_dir / "simulation_result.json", watcher
+    with SocketWatcher() as watcher:
+        result_file = run_simulation_process(task, work_dir, watcher=watcher)
+    return task, result_file, watcher
 
 
 def test_simulation_runtime_matches_course(simulation_run):

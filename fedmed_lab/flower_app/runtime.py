@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
+from fedmed_lab import logger
 from fedmed_lab.flower_app.site_files import write_site_files
 from fedmed_lab.flower_app.task import CapstoneTask, make_cohorts
 
@@ -61,17 +66,24 @@ def run_simulation_runtime(task: CapstoneTask, work_dir: Path) -> Path:
     result_file = work_dir / "simulation_result.json"
     result_file.unlink(missing_ok=True)
 
+    # Ray's Unix socket paths must fit in 107 bytes, so its session goes
+    # to a short folder under the system temp directory, not under work_dir.
+    ray_dir = tempfile.mkdtemp(prefix="fedmed-ray-")
     backend_config = {
+        # One Ray worker runs the five clients in turn: fewer processes to start on a busy machine.
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-        "init_args": {"num_cpus": 2, "num_gpus": 0, "include_dashboard": False, "logging_level": "error",
-                      "_temp_dir": str(work_dir / "ray")},
+        "init_args": {"num_cpus": 1, "num_gpus": 0, "include_dashboard": False, "logging_level": "error",
+                      "_temp_dir": ray_dir},
     }
-    run_simulation(
-        server_app=make_server_app(task, result_file),
-        client_app=make_client_app(task, site_files),
-        num_supernodes=len(site_files),
-        backend_config=backend_config,
-    )
+    try:
+        run_simulation(
+            server_app=make_server_app(task, result_file),
+            client_app=make_client_app(task, site_files),
+            num_supernodes=len(site_files),
+            backend_config=backend_config,
+        )
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
     if not result_file.is_file():
         raise RuntimeError(f"the simulation runtime finished without writing {result_file}; see its log above")
     return result_file
@@ -88,6 +100,68 @@ def start_simulation_process(task: CapstoneTask, work_dir: Path, *, log_file: Pa
     with open(log_file, "w", encoding="utf-8") as log:
         return subprocess.Popen(command, env=flower_environment(work_dir / "flwr_home"), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish_simulation_process(process: subprocess.Popen, *, timeout: float) -> None:
+    """Wait for a process from :func:`start_simulation_process`; stop its whole group on timeout.
+
+    Raises
+    ------
+    RuntimeError
+        If the process runs longer than ``timeout`` seconds (it is then
+        killed with its descendants) or exits with a non-zero code.
+    """
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise RuntimeError(f"the simulation runtime ran longer than {timeout} s and was stopped; "
+                           "see simulation.log in its work folder") from None
+    finally:
+        # Ray's helper processes share the group; none may outlive the run.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if process.returncode != 0:
+        raise RuntimeError(f"the simulation runtime exited with code {process.returncode}; "
+                           "see simulation.log in its work folder")
+
+
+# Ray 2.55 gives its raylet a fixed 30 s to register (ray/_private/node.py);
+# on a heavily loaded machine it can miss that, which is worth one retry.
+RAY_STARTUP_TIMEOUT_MESSAGE = "timed out during startup"
+
+
+def run_simulation_process(task: CapstoneTask, work_dir: Path, *, timeout: float = 240.0, attempts: int = 2,
+                           watcher=None) -> Path:
+    """Run the simulation runtime in a child process until it finishes; return the result file.
+
+    A run that fails because Ray's raylet missed its start-up deadline is
+    retried, up to ``attempts`` runs in all. Each child's pid is added to
+    ``watcher`` (a :class:`~fedmed_lab.flower_app.sockets.SocketWatcher`) if given.
+
+    Raises
+    ------
+    RuntimeError
+        If the last attempt fails; the message ends with the log's last lines.
+    """
+    work_dir = Path(work_dir).resolve()
+    for attempt in range(1, attempts + 1):
+        process = start_simulation_process(task, work_dir)
+        if watcher is not None:
+            watcher.watch(process.pid)
+        try:
+            finish_simulation_process(process, timeout=timeout)
+            return work_dir / "simulation_result.json"
+        except RuntimeError as error:
+            log = (work_dir / "simulation.log").read_text(encoding="utf-8", errors="replace")
+            if attempt < attempts and RAY_STARTUP_TIMEOUT_MESSAGE in log:
+                logger.warning("Ray did not start in time (attempt %d of %d); retrying", attempt, attempts)
+                continue
+            raise RuntimeError(f"{error}\n{log[-2000:]}") from None
+    raise AssertionError("unreachable: the loop returns or raises")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,7 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"set {missing} as flower_environment() does before starting the simulation runtime",
               file=sys.stderr)
         return 2
-    result_file = run_simulation_runtime(task, args.work_dir)
+    try:
+        result_file = run_simulation_runtime(task, args.work_dir)
+    except Exception:  # noqa: BLE001 - report and exit, whatever failed inside Flower or Ray
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Flower leaves non-daemon threads behind after a crash, so a normal
+        # exit would hang; end the process without waiting for them.
+        os._exit(1)
     print(f"simulation runtime: {task.num_rounds} rounds written to {result_file}")
     return 0
 

@@ -77,7 +77,7 @@ class SocketWatcher:
     """Record the listening sockets of process trees until stopped.
 
     Add roots with :meth:`watch` as processes start; use it as a context
-    manager, then read :attr:`sockets`.
+    manager (or call :meth:`start` and :meth:`stop`), then read :attr:`sockets`.
     """
 
     def __init__(self, root_pids: Iterable[int] = (), *, interval: float = 0.1):
@@ -106,12 +106,19 @@ class SocketWatcher:
         """Return the recorded sockets whose address is not a loopback address, sorted."""
         return sorted(s for s in self.sockets if not s.is_loopback)
 
-    def __enter__(self) -> SocketWatcher:
+    def start(self) -> SocketWatcher:
+        """Start polling in the background; return self."""
         self._thread.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def stop(self) -> None:
+        """Poll once more, so sockets opened just before the stop are kept, and end the thread."""
         self._stop.set()
         self._thread.join()
-        # One last poll, so sockets opened just before the stop are kept.
         self.sockets |= listening_sockets(self._roots)
+
+    def __enter__(self) -> SocketWatcher:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
