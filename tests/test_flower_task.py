@@ -166,6 +166,13 @@ from fedmed_lab.flower_app.explorer import (  # noqa: E402
 )
 
 
+def test_calibration_matches_central_dp_helper():
+    sizes = [84, 630, 8400, 1050, 2800]
+    summary = summarize_calibration(sizes, noise_multiplier=1.3)
+    assert summary.flower_weighted_effective == pytest.approx(
+        flower_effective_noise_multiplier(sizes, noise_multiplier=1.3))
+
+
 def test_calibration_equal_sites_all_sigma():
     summary = summarize_calibration([500] * 5, noise_multiplier=1.5, clipping_norm=0.2)
     assert summary.course_effective == pytest.approx(1.5)

@@ -1,6 +1,6 @@
 """Flower's simulation runtime in a child process, and the environment of every Flower process.
 
-Flower 1.42 and Ray contact outside servers unless told not to, and Ray
+Flower 1.42 and Ray contact outside servers unless configured not to, and Ray
 binds to the machine's network address by default. :func:`flower_environment`
 returns the variables that switch this off; every process the course starts
 for Flower gets them. The simulation runs in a child process
@@ -25,7 +25,8 @@ from fedmed_lab import logger
 from fedmed_lab.flower_app.site_files import write_site_files
 from fedmed_lab.flower_app.task import CapstoneTask, make_cohorts
 
-# What each variable switches off (read in flwr 1.42 and ray 2.55 sources):
+# Settings for every Flower process, each with what it switches off (read in
+# the flwr 1.42 and ray 2.55 sources):
 QUIET_ENVIRONMENT = {
     "FLWR_TELEMETRY_ENABLED": "0",  # Flower's usage events
     "FLWR_DISABLE_UPDATE_CHECK": "1",  # Flower's check for a newer release
@@ -129,8 +130,8 @@ def finish_simulation_process(process: subprocess.Popen, *, timeout: float) -> N
                            "see simulation.log in its work folder")
 
 
-# Ray 2.55 gives its raylet a fixed 30 s to register (ray/_private/node.py);
-# on a heavily loaded machine it can miss that, which is worth one retry.
+# Ray 2.55 gives its raylet a fixed 30 s to register (ray/_private/node.py).
+# On a heavily loaded machine it can miss that deadline, so the run is retried.
 RAY_STARTUP_TIMEOUT_MESSAGE = "timed out during startup"
 
 
@@ -183,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                         learning_rate=args.learning_rate, l2=args.l2)
     missing = sorted(key for key in QUIET_ENVIRONMENT if os.environ.get(key) != QUIET_ENVIRONMENT[key])
     if missing:
-        print(f"set {missing} as flower_environment() does before starting the simulation runtime",
-              file=sys.stderr)
-        return 2
+        # Ray reads these when it starts, so restart this command with them set.
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        environment = flower_environment(args.work_dir.resolve() / "flwr_home")
+        os.execve(sys.executable, [sys.executable, "-m", "fedmed_lab.flower_app.runtime", *arguments], environment)
     try:
         result_file = run_simulation_runtime(task, args.work_dir)
     except Exception:  # noqa: BLE001 - report and exit, whatever failed inside Flower or Ray

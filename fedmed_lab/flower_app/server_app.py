@@ -71,7 +71,7 @@ def make_strategy(num_sites: int, *, clipping_norm: float = 0.0, noise_multiplie
 def write_result(path: Path, task: CapstoneTask, rounds: list[np.ndarray], clock: list[float]) -> None:
     """Write the global parameters of every round to ``path`` as JSON (floats round-trip exactly).
 
-    ``clock`` holds the server's ``time.perf_counter()`` reading when each
+    ``clock`` contains the server's ``time.perf_counter()`` reading when each
     row of ``rounds`` arrived, so differences are seconds per round.
     """
     payload = {"task": task.to_run_config(), "rounds": [[float(v) for v in params] for params in rounds],
