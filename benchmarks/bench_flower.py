@@ -14,6 +14,10 @@ Measures, in one run:
 Usage::
 
     .venv/bin/python benchmarks/bench_flower.py --rounds 10 --deployment-rounds 3
+    .venv/bin/python benchmarks/bench_flower.py --cohort-scale 0.05 --deployment-rounds 0
+
+The second run shrinks every hospital to 5 % of its patients (926 in
+all), where the course's round costs little more than its Python overhead.
 """
 
 from __future__ import annotations
@@ -33,18 +37,19 @@ from fedmed_lab.flower_app.server_app import read_result, read_round_seconds
 from fedmed_lab.flower_app.task import CapstoneTask, make_hospitals, run_course_simulator
 
 STARTUP_CODE = """
-import time
+import sys, time
 start = time.perf_counter()
 from fedmed_lab.flower_app.task import CapstoneTask, run_course_simulator
-run_course_simulator(CapstoneTask(num_rounds=1))
+run_course_simulator(CapstoneTask(num_rounds=1, cohort_scale=float(sys.argv[1])))
 print(time.perf_counter() - start)
 """
 
 
-def course_startup_seconds(repeats: int) -> list[float]:
+def course_startup_seconds(repeats: int, cohort_scale: float) -> list[float]:
     """Time a fresh interpreter from the first import to the end of round 1, ``repeats`` times."""
-    return [float(subprocess.run([sys.executable, "-c", STARTUP_CODE], capture_output=True, text=True,
-                                 check=True).stdout) for _ in range(repeats)]
+    command = [sys.executable, "-c", STARTUP_CODE, str(cohort_scale)]
+    return [float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+            for _ in range(repeats)]
 
 
 def course_seconds_per_round(task: CapstoneTask, repeats: int) -> list[float]:
@@ -67,15 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="rounds of the simulation-runtime run")
     parser.add_argument("--deployment-rounds", type=int, default=3, help="rounds in the deployment runtime (0 skips)")
+    parser.add_argument("--cohort-scale", type=float, default=1.0,
+                        help="factor on every hospital's patient count (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=7, help="repeats of each course measurement")
     parser.add_argument("--work-dir", type=Path, default=Path("build/flower/bench"), help="scratch folder")
     parser.add_argument("--json", type=Path, default=Path("build/flower/bench/results.json"), help="results file")
     args = parser.parse_args(argv)
 
-    task = CapstoneTask(num_rounds=args.rounds)
-    results: dict[str, object] = {"rounds": args.rounds, "deployment_rounds": args.deployment_rounds}
+    task = CapstoneTask(num_rounds=args.rounds, cohort_scale=args.cohort_scale)
+    num_train = sum(h.num_examples for h in make_hospitals(task))
+    results: dict[str, object] = {"rounds": args.rounds, "deployment_rounds": args.deployment_rounds,
+                                  "cohort_scale": args.cohort_scale, "training_records": num_train}
 
-    results["course_startup_s"] = course_startup_seconds(args.repeats)
+    results["course_startup_s"] = course_startup_seconds(args.repeats, args.cohort_scale)
     results["course_round_s"] = course_seconds_per_round(task, args.repeats)
 
     start = time.perf_counter()
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     results["simulation_max_diff"] = float(np.max(np.abs(read_result(simulation_file) - course_rounds(task))))
 
     if args.deployment_rounds > 0:
-        deployment_task = CapstoneTask(num_rounds=args.deployment_rounds)
+        deployment_task = CapstoneTask(num_rounds=args.deployment_rounds, cohort_scale=args.cohort_scale)
         start = time.perf_counter()
         with LocalDeployment(deployment_task, args.work_dir / "deployment") as deployment:
             deployment_file = deployment.run(timeout=60.0 * args.deployment_rounds + 120.0)
@@ -96,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     course_round = float(np.median(results["course_round_s"]))
     simulation_round = float(np.median(results["simulation_round_s"][1:]))
+    print(f"task: 5 hospitals, {num_train:,} training records, cohort scale {args.cohort_scale}")
     print(f"course start-up, import to first round: median {np.median(results['course_startup_s']):.3f} s")
     print(f"course simulator: median {course_round * 1e6:.0f} us per round")
     print(f"Flower simulation runtime: {results['simulation_wall_s']:.1f} s wall for {args.rounds} rounds, "

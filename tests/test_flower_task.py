@@ -17,9 +17,10 @@ from fedmed_lab.flower_app.task import CapstoneTask, make_cohorts, make_hospital
 
 
 def test_task_run_config_round_trip():
-    task = CapstoneTask(seed=7, num_rounds=4, epochs=3, learning_rate=0.25, l2=0.0)
+    task = CapstoneTask(seed=7, num_rounds=4, epochs=3, learning_rate=0.25, l2=0.0, cohort_scale=0.5)
     config = task.to_run_config()
-    assert config == {"seed": 7, "num-rounds": 4, "epochs": 3, "learning-rate": 0.25, "l2": 0.0}
+    assert config == {"seed": 7, "num-rounds": 4, "epochs": 3, "learning-rate": 0.25, "l2": 0.0,
+                      "cohort-scale": 0.5}
     assert CapstoneTask.from_run_config(config) == task
 
 
@@ -33,10 +34,18 @@ def test_task_run_config_unknown_key():
         CapstoneTask.from_run_config({"batch-size": 32})
 
 
-@pytest.mark.parametrize("field, value", [("num_rounds", 0), ("learning_rate", -0.1), ("seed", -1)])
+@pytest.mark.parametrize("field, value", [("num_rounds", 0), ("learning_rate", -0.1), ("seed", -1),
+                                          ("cohort_scale", 0.0)])
 def test_task_rejects_invalid(field, value):
     with pytest.raises(ValueError, match=field):
         CapstoneTask(**{field: value})
+
+
+def test_cohort_scale_shrinks_every_hospital():
+    full = [c.X_train.shape[0] + c.X_test.shape[0] for c in make_cohorts(CapstoneTask())]
+    small = [c.X_train.shape[0] + c.X_test.shape[0] for c in make_cohorts(CapstoneTask(cohort_scale=0.05))]
+    assert full == [120, 900, 12000, 1500, 4000]
+    assert small == [6, 45, 600, 75, 200]
 
 
 def test_task_training_is_deterministic():

@@ -175,13 +175,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="local full-batch steps per round")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="local step size")
     parser.add_argument("--l2", type=float, default=defaults.l2, help="L2 penalty of the logistic regression")
+    parser.add_argument("--cohort-scale", type=float, default=defaults.cohort_scale,
+                        help="factor on every hospital's patient count (default: %(default)s)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     task = CapstoneTask(seed=args.seed, num_rounds=args.num_rounds, epochs=args.epochs,
-                        learning_rate=args.learning_rate, l2=args.l2)
+                        learning_rate=args.learning_rate, l2=args.l2, cohort_scale=args.cohort_scale)
     missing = sorted(key for key in QUIET_ENVIRONMENT if os.environ.get(key) != QUIET_ENVIRONMENT[key])
     if missing:
         # Ray reads these when it starts, so restart this command with them set.
