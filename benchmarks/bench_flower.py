@@ -4,7 +4,8 @@ Measures, in one run:
 
 - the course's start-up: a fresh Python process from its first import to
   the end of the first round (data generation included);
-- the course simulator's seconds per round (median over repeats);
+- the course simulator's seconds per round (median over repeats), and
+  the same arithmetic in bare NumPy as a floor;
 - Flower's simulation runtime: wall time of the whole child process
   (mostly Ray's start) and seconds per round from the server's clock,
   median over rounds 2..T (round 1 also starts the Ray actor);
@@ -34,7 +35,7 @@ import numpy as np
 from fedmed_lab.flower_app.deployment import LocalDeployment
 from fedmed_lab.flower_app.runtime import run_simulation_process
 from fedmed_lab.flower_app.server_app import read_result, read_round_seconds
-from fedmed_lab.flower_app.task import CapstoneTask, make_hospitals, run_course_simulator
+from fedmed_lab.flower_app.task import CapstoneTask, make_cohorts, make_hospitals, run_course_simulator
 
 STARTUP_CODE = """
 import sys, time
@@ -63,6 +64,34 @@ def course_seconds_per_round(task: CapstoneTask, repeats: int) -> list[float]:
     return per_round
 
 
+def plain_numpy_rounds(task: CapstoneTask, repeats: int) -> tuple[list[float], np.ndarray]:
+    """Run the same rounds as bare NumPy arithmetic on the pooled site arrays; return seconds per round and w_T.
+
+    This is the floor under any runtime: the two gradient steps per site and
+    the weighted average, without the course's validation, copies and records.
+    """
+    sites = [(c.X_train, c.y_train) for c in make_cohorts(task)]
+    sizes = np.array([X.shape[0] for X, _ in sites], dtype=float)
+    weights = sizes / sizes.sum()
+    per_round = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        w = np.zeros(sites[0][0].shape[1] + 1)
+        for _ in range(task.num_rounds):
+            local = []
+            for X, y in sites:
+                v = w.copy()
+                for _ in range(task.epochs):
+                    p = 1.0 / (1.0 + np.exp(-(X @ v[:-1] + v[-1])))
+                    error = p - y
+                    gradient = np.append(X.T @ error / X.shape[0] + task.l2 * v[:-1], error.mean())
+                    v = v - task.learning_rate * gradient
+                local.append(v)
+            w = weights @ np.array(local)
+        per_round.append((time.perf_counter() - start) / task.num_rounds)
+    return per_round, w
+
+
 def course_rounds(task: CapstoneTask) -> np.ndarray:
     history = run_course_simulator(task)
     return np.array([history.initial_parameters] + [r.parameters for r in history.rounds])
@@ -86,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results["course_startup_s"] = course_startup_seconds(args.repeats, args.cohort_scale)
     results["course_round_s"] = course_seconds_per_round(task, args.repeats)
+    results["numpy_round_s"], numpy_final = plain_numpy_rounds(task, args.repeats)
+    results["numpy_max_diff"] = float(np.max(np.abs(numpy_final - course_rounds(task)[-1])))
 
     start = time.perf_counter()
     simulation_file = run_simulation_process(task, args.work_dir / "simulation")
@@ -107,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     simulation_round = float(np.median(results["simulation_round_s"][1:]))
     print(f"task: 5 hospitals, {num_train:,} training records, cohort scale {args.cohort_scale}")
     print(f"course start-up, import to first round: median {np.median(results['course_startup_s']):.3f} s")
+    numpy_round = float(np.median(results["numpy_round_s"]))
     print(f"course simulator: median {course_round * 1e6:.0f} us per round")
+    print(f"plain NumPy, same arithmetic: median {numpy_round * 1e6:.0f} us per round, "
+          f"max parameter difference from the course {results['numpy_max_diff']:.1e}")
     print(f"Flower simulation runtime: {results['simulation_wall_s']:.1f} s wall for {args.rounds} rounds, "
           f"median {simulation_round:.3f} s per round (rounds 2..{args.rounds}), "
           f"max parameter difference {results['simulation_max_diff']:.1e}")
-    print(f"ratio, simulation runtime / course per round: {simulation_round / course_round:,.0f}x")
+    print(f"ratio, simulation runtime / course per round: {simulation_round / course_round:,.0f}x; "
+          f"/ plain NumPy: {simulation_round / numpy_round:,.0f}x")
     if args.deployment_rounds > 0:
         deployment_round = float(np.median(results["deployment_round_s"]))
         print(f"Flower deployment runtime: {results['deployment_wall_s']:.1f} s wall for {args.deployment_rounds} "
