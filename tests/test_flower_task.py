@@ -154,7 +154,7 @@ def test_flower_noise_calibration_course_federation():
     assert effective < 0.35
 
 
-def test_weighted_average_of_clipped_is_not_equal_weight_mean():
+def test_weighted_clip_differs_from_equal_mean():
     # The two aggregation rules differ whenever n_k differ: the reason
     # Flower's wrapper around sample-weighted FedAvg is not the course's step.
     start = np.zeros(2)
