@@ -78,6 +78,22 @@ def test_socket_listing_sees_child_process(tmp_path):
     assert any(s.pid == child.pid and s.port == port and s.ip == "127.0.0.1" for s in found)
 
 
+def test_socket_watcher_records_peers():
+    code = ("import socket, time; server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(); "
+            "client = socket.create_connection(server.getsockname()); peer, _ = server.accept(); "
+            "print(server.getsockname()[1], flush=True); time.sleep(30)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(child.stdout.readline())
+        with SocketWatcher([child.pid]) as watcher:
+            pass
+    finally:
+        child.kill()
+        child.wait()
+    assert any(p.pid == child.pid and p.port == port and p.ip == "127.0.0.1" for p in watcher.peers)
+    assert watcher.non_loopback_peers() == []
+
+
 def test_flower_environment_is_quiet(tmp_path):
     environment = flower_environment(tmp_path / "home", base={"PATH": "/usr/bin"})
     for key, value in QUIET_ENVIRONMENT.items():
@@ -152,6 +168,8 @@ def test_simulation_runtime_listens_on_loopback_only(simulation_run):
     names = {s.process for s in watcher.sockets}
     assert any("raylet" in name or "gcs_server" in name for name in names), names
     assert watcher.non_loopback() == []
+    assert watcher.peers
+    assert watcher.non_loopback_peers() == []
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +196,8 @@ def test_deployment_runtime_listens_on_loopback_only(deployment_run):
     names = {s.process for s in watcher.sockets}
     assert {s.pid for s in watcher.sockets} & set(pids), names
     assert watcher.non_loopback() == []
+    assert watcher.peers
+    assert watcher.non_loopback_peers() == []
 
 
 def test_deployment_processes_stopped(deployment_run):

@@ -235,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = read_round_seconds(result_file)
     print(f"deployment runtime: {task.num_rounds} rounds, median {np.median(seconds):.1f} s per round")
     print(f"largest parameter difference from the course simulator: {difference:.1e}")
-    exposed = watcher.non_loopback()
-    print(f"listening sockets seen: {len(watcher.sockets)}, not on loopback: {len(exposed)}")
+    exposed = watcher.non_loopback() + watcher.non_loopback_peers()
+    print(f"listening sockets seen: {len(watcher.sockets)}, connections seen: {len(watcher.peers)}, "
+          f"not on loopback: {len(exposed)}")
     for entry in exposed:
         print(f"  {entry.process} (pid {entry.pid}) {entry.protocol} {entry.ip}:{entry.port}")
     return 0 if difference < 1e-6 and not exposed else 1

@@ -2,7 +2,8 @@
 
 :class:`SocketWatcher` polls, in a background thread, every descendant of
 the given root processes and records each TCP socket in the LISTEN state
-and each bound UDP socket. The capstone uses it to show that Flower, Ray
+and each bound UDP socket, and the remote end of each connected socket.
+The capstone uses it to show that Flower, Ray
 and the course's processes listen on loopback addresses only. A socket
 that opens and closes between two polls is missed, so the poll interval
 is short (0.1 s by default).
@@ -56,7 +57,12 @@ def _tree(root_pids: Iterable[int]) -> list[psutil.Process]:
 
 def listening_sockets(root_pids: Iterable[int]) -> set[ListeningSocket]:
     """Return the listening sockets of the processes ``root_pids`` and all their descendants, now."""
-    found = set()
+    return _scan(root_pids)[0]
+
+
+def _scan(root_pids: Iterable[int]) -> tuple[set[ListeningSocket], set[ListeningSocket]]:
+    """Return (listening sockets, remote ends of connected sockets) of the process trees, now."""
+    found, remote = set(), set()
     for process in _tree(root_pids):
         try:
             name = process.name()
@@ -64,13 +70,16 @@ def listening_sockets(root_pids: Iterable[int]) -> set[ListeningSocket]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
         for connection in connections:
+            protocol = "tcp" if connection.type == socket.SOCK_STREAM else "udp"
+            if connection.raddr:
+                remote.add(ListeningSocket(name, process.pid, protocol, connection.raddr.ip, connection.raddr.port))
+                continue
             if not connection.laddr:
                 continue
             if connection.type == socket.SOCK_STREAM and connection.status != psutil.CONN_LISTEN:
                 continue
-            protocol = "tcp" if connection.type == socket.SOCK_STREAM else "udp"
             found.add(ListeningSocket(name, process.pid, protocol, connection.laddr.ip, connection.laddr.port))
-    return found
+    return found, remote
 
 
 class SocketWatcher:
@@ -86,6 +95,8 @@ class SocketWatcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.sockets: set[ListeningSocket] = set()
+        # Remote ends of connected sockets, recorded with the same fields.
+        self.peers: set[ListeningSocket] = set()
         self._thread = threading.Thread(target=self._poll, name="socket-watcher", daemon=True)
 
     def watch(self, pid: int) -> None:
@@ -96,15 +107,20 @@ class SocketWatcher:
         while True:
             with self._lock:
                 roots = set(self._roots)
-            found = listening_sockets(roots)
+            found, remote = _scan(roots)
             with self._lock:
                 self.sockets |= found
+                self.peers |= remote
             if self._stop.wait(self._interval):
                 return
 
     def non_loopback(self) -> list[ListeningSocket]:
-        """Return the recorded sockets whose address is not a loopback address, sorted."""
+        """Return the recorded listening sockets whose address is not a loopback address, sorted."""
         return sorted(s for s in self.sockets if not s.is_loopback)
+
+    def non_loopback_peers(self) -> list[ListeningSocket]:
+        """Return the recorded connections whose remote address is not a loopback address, sorted."""
+        return sorted(s for s in self.peers if not s.is_loopback)
 
     def start(self) -> SocketWatcher:
         """Start polling in the background; return self."""
@@ -115,7 +131,9 @@ class SocketWatcher:
         """Poll once more, so sockets opened just before the stop are kept, and end the thread."""
         self._stop.set()
         self._thread.join()
-        self.sockets |= listening_sockets(self._roots)
+        found, remote = _scan(self._roots)
+        self.sockets |= found
+        self.peers |= remote
 
     def __enter__(self) -> SocketWatcher:
         return self.start()
