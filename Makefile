@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fedmed-lab-installed
 KERNEL := fedmed-lab
-EXTRAS := test,browser
+EXTRAS := test,browser,flower
 
 # Keep every tool the course starts from contacting anything but the
 # package index during installation.
