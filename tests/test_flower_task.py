@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from fedmed_lab.aggregation import weighted_average
+from fedmed_lab.privacy import clip_update
 from fedmed_lab.flower_app.central_dp import (
     central_dp_round,
-    clip_to_norm,
     course_noise_std,
     flower_effective_noise_multiplier,
     flower_noise_std,
@@ -89,19 +89,19 @@ def test_load_hospital_missing_array(tmp_path):
         load_hospital(path)
 
 
-def test_clip_to_norm_long_update():
-    clipped = clip_to_norm(np.array([3.0, 4.0]), clipping_norm=1.0)
+def test_clip_update_long_update():
+    clipped = clip_update(np.array([3.0, 4.0]), clipping_norm=1.0)
     np.testing.assert_allclose(clipped, [0.6, 0.8])
 
 
-def test_clip_to_norm_short_and_zero_update():
-    np.testing.assert_array_equal(clip_to_norm(np.array([0.3, 0.4]), clipping_norm=1.0), [0.3, 0.4])
-    np.testing.assert_array_equal(clip_to_norm(np.zeros(3), clipping_norm=1.0), np.zeros(3))
+def test_clip_update_short_and_zero_update():
+    np.testing.assert_array_equal(clip_update(np.array([0.3, 0.4]), clipping_norm=1.0), [0.3, 0.4])
+    np.testing.assert_array_equal(clip_update(np.zeros(3), clipping_norm=1.0), np.zeros(3))
 
 
-def test_clip_to_norm_rejects_zero_norm():
-    with pytest.raises(ValueError, match="clipping_norm must be a positive"):
-        clip_to_norm(np.ones(2), clipping_norm=0.0)
+def test_clip_update_rejects_zero_norm():
+    with pytest.raises(ValueError, match="clipping_norm must be a finite number > 0, got 0.0"):
+        clip_update(np.ones(2), clipping_norm=0.0)
 
 
 def test_central_dp_round_without_noise_is_clipped_mean():
@@ -115,7 +115,7 @@ def test_central_dp_round_without_noise_is_clipped_mean():
 def test_central_dp_round_noise_std():
     start = np.zeros(50)
     sites = [np.full(50, 0.1), np.full(50, -0.2), np.zeros(50), np.full(50, 0.05)]
-    clipped_mean = np.mean([clip_to_norm(s, clipping_norm=0.5) for s in sites], axis=0)
+    clipped_mean = np.mean([clip_update(s, clipping_norm=0.5) for s in sites], axis=0)
     rng = np.random.default_rng(3)
     noise = np.array([central_dp_round(start, sites, clipping_norm=0.5, noise_multiplier=2.0, rng=rng)
                       - clipped_mean for _ in range(200)])
@@ -159,7 +159,7 @@ def test_weighted_clip_differs_from_equal_mean():
     # Flower's wrapper around sample-weighted FedAvg is not the course's step.
     start = np.zeros(2)
     sites = [np.array([0.5, 0.0]), np.array([0.0, 0.5])]
-    weighted = weighted_average([clip_to_norm(s, clipping_norm=1.0) for s in sites], [900, 100])
+    weighted = weighted_average([clip_update(s, clipping_norm=1.0) for s in sites], [900, 100])
     equal = central_dp_round(start, sites, clipping_norm=1.0, noise_multiplier=0.0, rng=np.random.default_rng(0))
     np.testing.assert_allclose(weighted, [0.45, 0.05])
     np.testing.assert_allclose(equal, [0.25, 0.25])

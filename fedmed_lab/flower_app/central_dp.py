@@ -23,8 +23,9 @@ by ``max_k (n_k / N) * C``, so the noise is only
 ``sigma / (m * max_k n_k / N)`` times the sensitivity:
 :func:`flower_effective_noise_multiplier`.
 
-NOTE: this module is the chapter 11 stand-in for the course's chapter 8
-privacy code; the clip and the noisy sum are the same mathematics.
+The clipping, the noisy sum and the sensitivity come from
+:mod:`fedmed_lab.privacy` (chapter 8); this module adds the round wrapper
+and the comparison with Flower.
 """
 
 from __future__ import annotations
@@ -33,20 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fedmed_lab._checks import check_non_negative_float, check_positive_float, check_rng, check_site_sizes
-
-
-def clip_to_norm(update: np.ndarray, *, clipping_norm: float) -> np.ndarray:
-    """Scale ``update`` down to L2 norm ``clipping_norm`` if it is longer; return a new array.
-
-    An update of norm 0 is returned unchanged (no division by zero).
-    """
-    check_positive_float(clipping_norm, "clipping_norm")
-    update = np.array(update, dtype=float, copy=True)
-    norm = float(np.linalg.norm(update))
-    if norm > clipping_norm:
-        update *= clipping_norm / norm
-    return update
+from fedmed_lab._checks import check_site_sizes
+from fedmed_lab.aggregation import sample_weights
+from fedmed_lab.privacy import aggregation_sensitivity, central_dp_sum
 
 
 def central_dp_round(global_parameters: np.ndarray, site_parameters: Sequence[np.ndarray], *,
@@ -72,19 +62,16 @@ def central_dp_round(global_parameters: np.ndarray, site_parameters: Sequence[np
     ndarray of shape (p,)
         ``w + (sum_k clip(w_k - w) + Normal(0, (sigma C)^2 I)) / m``.
     """
-    check_rng(rng)
-    check_non_negative_float(noise_multiplier, "noise_multiplier")
     start = np.asarray(global_parameters, dtype=float)
     if len(site_parameters) == 0:
         raise ValueError("site_parameters is empty; a DP round needs at least one site's update")
 
-    # Clip each site's update to norm C: the sum then has sensitivity C.
-    clipped = [clip_to_norm(np.asarray(w, dtype=float) - start, clipping_norm=clipping_norm)
-               for w in site_parameters]
+    # Clip each site's update to norm C and add Gaussian noise of std sigma * C to the sum.
+    updates = [np.asarray(w, dtype=float) - start for w in site_parameters]
+    noisy_sum = central_dp_sum(updates, clipping_norm=clipping_norm, noise_multiplier=noise_multiplier, rng=rng)
 
-    # Gaussian mechanism on the sum, then the fixed denominator m.
-    noisy_sum = np.sum(clipped, axis=0) + rng.normal(0.0, noise_multiplier * clipping_norm, size=start.shape)
-    return start + noisy_sum / len(clipped)
+    # The fixed denominator m keeps the sensitivity of the average at C / m.
+    return start + noisy_sum / len(updates)
 
 
 def course_noise_std(*, noise_multiplier: float, clipping_norm: float, num_sites: int) -> float:
@@ -109,8 +96,7 @@ def weighted_sensitivity(num_examples: Sequence[int], *, clipping_norm: float) -
     weights as public and fixed, which is already generous: in practice
     removing a site also changes N.
     """
-    sizes = check_site_sizes(num_examples, "num_examples")
-    return float(sizes.max() / sizes.sum()) * clipping_norm
+    return aggregation_sensitivity(sample_weights(num_examples), clipping_norm=clipping_norm)
 
 
 def flower_effective_noise_multiplier(num_examples: Sequence[int], *, noise_multiplier: float) -> float:
