@@ -7,6 +7,8 @@ Each chapter notebook declares its headline result in a code cell tagged
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -66,12 +68,24 @@ def describe_failure(notebook: nbformat.NotebookNode) -> str:
     return "no cell reported an error"
 
 
+def _ipc_kernel_manager(socket_dir: str):
+    """Return an unstarted course kernel manager that talks over IPC sockets in ``socket_dir``.
+
+    With IPC the kernel opens no TCP port at all, and ipykernel does not warn
+    about unencrypted TCP traffic on every start.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    return AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(socket_dir, "kernel"))
+
+
 def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> NotebookResult:
     """Execute ``source`` with papermill on the course kernel into ``destination``."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     destination.parent.mkdir(parents=True, exist_ok=True)
+    socket_dir = tempfile.mkdtemp(prefix="fedmed-kernel-")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -81,6 +95,7 @@ def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CEL
             cwd=str(source.parent),
             progress_bar=False,
             execution_timeout=cell_timeout,
+            km=_ipc_kernel_manager(socket_dir),
         )
     except PapermillExecutionError:
         seconds = time.perf_counter() - start
@@ -90,6 +105,8 @@ def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CEL
         seconds = time.perf_counter() - start
         logger.error("notebook %s could not be executed: %s", source.name, error)
         return NotebookResult(source.name, "error", seconds, error=f"{type(error).__name__}: {error}")
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
     seconds = time.perf_counter() - start
     executed = nbformat.read(destination, as_version=4)
     return NotebookResult(source.name, "ok", seconds, headline=read_headline(executed))
@@ -129,15 +146,20 @@ def execute_in_place(path: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> No
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
+    socket_dir = tempfile.mkdtemp(prefix="fedmed-kernel-")
     client = NotebookClient(
         notebook,
+        km=_ipc_kernel_manager(socket_dir),
         kernel_name=KERNEL_NAME,
         timeout=cell_timeout,
         resources={"metadata": {"path": str(Path(path).parent)}},
         record_timing=False,
         store_widget_state=True,
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
     notebook.metadata.pop("papermill", None)
     notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (fedmed-lab)", "language": "python"}
     for cell in notebook.cells:
