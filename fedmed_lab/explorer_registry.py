@@ -176,6 +176,23 @@ def _chapter10_readout(values: ControlValues) -> str:
     return f"{kind} at entry {position}: <b>{result}</b>"
 
 
+@cache
+def _chapter11_site_sizes() -> tuple[int, ...]:
+    from fedmed_lab.flower_app.task import CapstoneTask, make_hospitals
+
+    # The notebook's task: the capstone defaults with two rounds.
+    return tuple(h.num_examples for h in make_hospitals(CapstoneTask(num_rounds=2)))
+
+
+def _chapter11_readout(values: ControlValues) -> str:
+    from fedmed_lab.flower_app.explorer import calibration_readout, summarize_calibration
+
+    sizes = list(_chapter11_site_sizes())
+    # The notebook builds the explorer with largest_index=2, the academic centre.
+    sizes[2] = int(values["largest site n_k"])
+    return calibration_readout(summarize_calibration(sizes, noise_multiplier=float(values["noise multiplier sigma"])))
+
+
 EXPLORERS: dict[str, ExplorerSpec] = {
     "01_pooled_objective": ExplorerSpec(
         sliders=tuple(f"site {k} n_k" for k in range(1, 6)),
@@ -220,6 +237,10 @@ EXPLORERS: dict[str, ExplorerSpec] = {
         sliders=("entry",),
         readout=_chapter10_readout,
         figure=False,
+    ),
+    "11_capstone_flower": ExplorerSpec(
+        sliders=("largest site n_k", "noise multiplier sigma"),
+        readout=_chapter11_readout,
     ),
 }
 

@@ -22,6 +22,12 @@ WIDGET_NOTEBOOKS = widget_notebooks(NOTEBOOKS, registered=EXPLORERS)
 # chapter 1's bar chart to about 36,000.
 MIN_FIGURE_URL_LENGTH = 15_000
 
+# Milliseconds Voila may take to execute a chapter before its page loads.
+# Chapter 11 starts a Flower deployment (a SuperLink and five SuperNodes) and
+# trains two rounds, about 30-90 s on 2 cores depending on load.
+PAGE_LOAD_TIMEOUT = {"11_capstone_flower": 300_000}
+DEFAULT_PAGE_LOAD_TIMEOUT = 60_000
+
 
 def wait_for_new_figure(page, previous: str) -> str:
     page.wait_for_function(
@@ -44,7 +50,8 @@ def test_every_slider_updates_readout_and_figure(notebook, page, voila_server, s
     assert name in EXPLORERS, f"{name} has a widget but no entry in fedmed_lab.explorer_registry.EXPLORERS"
     spec = EXPLORERS[name]
 
-    page.goto(f"{voila_server.base_url}/voila/render/{notebook.name}")
+    page.goto(f"{voila_server.base_url}/voila/render/{notebook.name}",
+              timeout=PAGE_LOAD_TIMEOUT.get(name, DEFAULT_PAGE_LOAD_TIMEOUT))
     sliders = page.locator(".widget-slider")
     expect(sliders).to_have_count(len(spec.sliders))
     if spec.figure:
