@@ -47,7 +47,7 @@ def read_headline(notebook: nbformat.NotebookNode) -> str:
             lines = [line.strip() for line in text.splitlines() if line.strip()]
             if not lines:
                 return ""
-            # A cell may label its line "Headline: ..."; the table's column already says so.
+            # A cell may label its line "Headline: ...", which the table's column header repeats.
             last = lines[-1]
             return last[len("headline:"):].strip() if last.lower().startswith("headline:") else last
     return ""
