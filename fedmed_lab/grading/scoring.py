@@ -45,12 +45,12 @@ GRADER_VERSION = f"fedmed-lab {fedmed_lab.__version__} grader 2"
 DEFAULT_SEED = 2024
 
 # Question statuses. A written (manual) question is ``awaiting-grader`` only
-# when it holds a real answer: ``unanswered`` when its text is empty or still
+# when it contains a real answer: ``unanswered`` when its text is empty or still
 # the exercise's template text, ``not-run`` when the submission never ran.
 PASSED, PARTIAL, FAILED, NOT_RUN, AWAITING = "passed", "partial", "failed", "not-run", "awaiting-grader"
 UNANSWERED = "unanswered"
 
-# What the CSV and the feedback table show for a question without points.
+# Labels that the CSV and the feedback table show for a question without points.
 UNSCORED_LABELS = {AWAITING: "awaiting grader", UNANSWERED: "unanswered", NOT_RUN: "not run"}
 
 REDACTED = "[output removed by the grader: it contained test code]"
