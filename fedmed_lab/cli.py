@@ -76,10 +76,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     if not solution.is_file():
         print(f"exercise {args.exercise!r} not found: no {solution}", file=sys.stderr)
         return 2
-    submissions: list[Path] = []
-    for name in args.submissions:
-        path = Path(name)
-        submissions.extend(sorted(path.glob("*.ipynb")) if path.is_dir() else [path])
+    try:
+        submissions = grading.collect_submissions(args.submissions)
+    except ValueError as error:
+        for problem in str(error).splitlines():
+            print(f"cannot grade: {problem}", file=sys.stderr)
+        print("nothing was graded; check the submission paths", file=sys.stderr)
+        return 2
     limits = grading.Limits(cell_timeout=args.cell_timeout, total_timeout=args.timeout,
                             memory_bytes=args.memory_limit * 1024**2, output_bytes=args.output_limit * 1024)
     gradebook = Path(args.gradebook)
@@ -89,7 +92,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
                                      feedback_dir=Path(args.feedback) if args.feedback else None,
                                      progress=sys.stderr)
     except ValueError as error:
-        print(f"cannot grade: {error}", file=sys.stderr)
+        for problem in str(error).splitlines():
+            print(f"cannot grade: {problem}", file=sys.stderr)
         return 2
     print(grading.format_summary(report))
     print(f"gradebook: {gradebook}")

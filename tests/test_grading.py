@@ -17,7 +17,7 @@ import pytest
 
 from fedmed_lab import exercises
 from fedmed_lab.grading import Gradebook, Limits, format_summary, grade_batch
-from fedmed_lab.grading.scoring import hidden_lines
+from fedmed_lab.grading.scoring import hidden_lines, score_written_answer
 from fedmed_lab.grading.submission import SubmissionProblem, read_submission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +45,12 @@ def _grade(exercise, solution, paths, tmp_path, *, jobs=2, name="gradebook", lim
 
 
 def _with_answers(solution_path: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
-    """Return the solution notebook with the given answer cells' sources replaced."""
+    """Return the solution notebook with the given answer cells' sources replaced, written answers included."""
     notebook = nbformat.read(solution_path, as_version=4)
+    answer_tags = {exercises.ANSWER_TAG, exercises.MANUAL_ANSWER_TAG}
     for cell in notebook.cells:
         question = exercises.cell_info(cell).get("question")
-        if exercises.ANSWER_TAG in exercises.cell_tags(cell) and question in answers:
+        if answer_tags & set(exercises.cell_tags(cell)) and question in answers:
             cell.source = answers[question]
     return notebook
 
@@ -106,9 +107,11 @@ def test_solution_full_exercise_zero(solution_path, tmp_path):
     assert blank_row["status"] == "ok", blank_row["message"]
     assert blank_row["points"] == 0
     spec = exercises.read_spec(nbformat.read(solution_path, as_version=4))
+    # Both still hold the template text of each written answer.
     for row in (solution_row, blank_row):
         manual = [q for q in row["questions"] if q["question"] in spec.manual_questions]
-        assert all(q["points"] is None and q["status"] == "awaiting-grader" for q in manual)
+        assert all(q["points"] is None and q["status"] == "unanswered" for q in manual)
+        assert row["awaiting_grader"] == ""
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f"{p.parent.name}-{p.stem}" for p in FIXTURES])
@@ -150,6 +153,9 @@ with open(path, "a") as results:
         results.write(json.dumps({"token": token, "cell": cell, "passed": True}) + "\n")
 os._exit(0)'''
 
+WRITTEN_ANSWER = ("Weighting by examples lets the large hospital dominate, so the global model fits its "
+                  "patients best; the small sites pay for that in accuracy.")
+
 STUDENT_CODE = {
     "infinite_loop": {"q2": "while True:\n    pass"},
     "ignores_interrupt": {"q2": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"},
@@ -158,7 +164,8 @@ STUDENT_CODE = {
     "one_big_print": {"q1": Q1_CORRECT + "\nprint('y' * 200_000)"},
     "kernel_exits": {"q2": "import os\nos._exit(3)"},
     "kernel_killed": {"q2": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"},
-    "deletes_files": {"q1": Q1_CORRECT + "\nimport os\nfor name in os.listdir('.'):\n    os.remove(name)"},
+    "deletes_files": {"q1": Q1_CORRECT + "\nimport os\nfor name in os.listdir('.'):\n    os.remove(name)",
+                      "q3": WRITTEN_ANSWER},
     "reads_hidden_tests": {"q2": (
         "import glob\n"
         "for path in glob.glob('*.ipynb') + glob.glob('../**/*.ipynb', recursive=True):\n"
@@ -169,7 +176,8 @@ STUDENT_CODE = {
                            "print('q1: the two-site check passed')\nprint('All tests passed')")},
     "overrides_checks": {"q1": (Q1_UNWEIGHTED + "\ncheck_array = lambda *args, **kwargs: None\n"
                                 "import fedmed_lab.checking\n"
-                                "fedmed_lab.checking.check_array = lambda *args, **kwargs: None")},
+                                "fedmed_lab.checking.check_array = lambda *args, **kwargs: None"),
+                         "q3": "  \n"},
     "forges_results": {"q2": FORGE_RESULTS},
     "claims_equality": {
         "q1": ("class Anything(float):\n    def __eq__(self, other):\n        return True\n"
@@ -225,7 +233,6 @@ def corpus(tmp_path_factory):
         "invalid_json": submissions / "invalid_json.ipynb",
         "old_format": submissions / "old_format.ipynb",
         "wrong_exercise": submissions / "wrong_exercise.ipynb",
-        "missing_file": submissions / "missing_file.ipynb",
     }
     paths["empty"].write_bytes(b"")
     paths["html_page"].write_text("<!DOCTYPE html>\n<html><head><title>JupyterHub</title></head></html>\n")
@@ -255,7 +262,7 @@ def _question(row, question):
 EXPECTED_STATUS = {
     "empty": "invalid-file", "html_page": "invalid-file", "invalid_json": "invalid-file",
     "old_format": "old-format", "wrong_exercise": "wrong-exercise",
-    "unrelated_notebook": "wrong-exercise", "missing_file": "invalid-file",
+    "unrelated_notebook": "wrong-exercise",
     "infinite_loop": "timeout", "ignores_interrupt": "timeout", "memory_bomb": "memory", "output_flood": "output-limit", "one_big_print": "output-limit",
     "kernel_exits": "kernel-died", "kernel_killed": "kernel-died", "deletes_files": "ok",
     "reads_hidden_tests": "ok", "fakes_passed": "ok", "claims_equality": "ok", "overrides_checks": "ok",
@@ -280,10 +287,67 @@ def test_corpus_one_row_each(corpus):
 
 
 def test_written_answer_stored(corpus):
-    q3 = _question(corpus["rows"]["deletes_files"], "q3")
-    assert q3["answer_text"] == "_Write your answer here._"
+    row = corpus["rows"]["deletes_files"]
+    q3 = _question(row, "q3")
+    assert q3["answer_text"] == WRITTEN_ANSWER
     assert q3["points"] is None
-    assert _question(corpus["rows"]["deletes_files"], "q1")["answer_text"] == ""
+    assert q3["status"] == "awaiting-grader"
+    assert row["awaiting_grader"] == "q3"
+    assert _question(row, "q1")["answer_text"] == ""
+
+
+def test_template_answer_unanswered(corpus):
+    q3 = _question(corpus["rows"]["reads_hidden_tests"], "q3")
+    assert q3["status"] == "unanswered"
+    assert q3["points"] is None
+    assert q3["feedback"] == "written answer left as the exercise's template text"
+    assert q3["answer_text"] == "_Write your answer here._"
+    assert corpus["rows"]["reads_hidden_tests"]["awaiting_grader"] == ""
+
+
+def test_empty_answer_unanswered(corpus):
+    q3 = _question(corpus["rows"]["overrides_checks"], "q3")
+    assert q3["status"] == "unanswered"
+    assert q3["points"] is None
+    assert q3["feedback"] == "written answer left empty"
+
+
+@pytest.mark.parametrize("text, missing, status, feedback", [
+    ("_Write your answer here._", False, "unanswered", "written answer left as the exercise's template text"),
+    ("\n  _Write your answer\nhere._  \n", False, "unanswered", "written answer left as the exercise's template text"),
+    ("", False, "unanswered", "written answer left empty"),
+    ("", True, "unanswered", "written answer missing (the answer cell was deleted or retyped)"),
+    ("_Write your answer here._ Large sites dominate.", False, "awaiting-grader", "written answer: awaiting a grader"),
+])
+def test_score_written_answer(text, missing, status, feedback):
+    result = score_written_answer("q3", 2.0, text, "_Write your answer here._", missing)
+    assert result.status == status
+    assert result.feedback == feedback
+    assert result.points is None
+    assert result.answer_text == text
+
+
+NOT_RUN_SUBMISSIONS = ["empty", "html_page", "invalid_json", "old_format", "wrong_exercise", "unrelated_notebook"]
+
+
+@pytest.mark.parametrize("name", NOT_RUN_SUBMISSIONS)
+def test_unrun_submission_questions_not_run(corpus, name):
+    row = corpus["rows"][name]
+    assert [q["status"] for q in row["questions"]] == ["not-run", "not-run", "not-run"]
+    q3 = _question(row, "q3")
+    assert q3["points"] is None
+    assert q3["answer_text"] == ""
+    assert q3["feedback"].startswith("written answer not read because the submission was not run: ")
+    assert row["awaiting_grader"] == ""
+    assert row["max_points"] == 6
+
+
+def test_awaiting_query_lists_real_answers(corpus):
+    # The query from docs/grading.md.
+    with sqlite3.connect(corpus["tmp"] / "gradebook.sqlite") as connection:
+        rows = connection.execute("SELECT submission_id, answer_text FROM questions "
+                                  "WHERE status = 'awaiting-grader'").fetchall()
+    assert rows == [("deletes_files", WRITTEN_ANSWER)]
 
 
 def test_failure_keeps_other_questions(corpus):
@@ -292,6 +356,28 @@ def test_failure_keeps_other_questions(corpus):
         row = corpus["rows"][name]
         assert _question(row, "q1")["points"] == 3, (name, _feedback_text(row))
         assert _question(row, "q2")["points"] == 0, name
+
+
+ANSWER_CELL_FEEDBACK = {
+    "infinite_loop": "your q2 answer cell timed out after 4 s; the tests then failed with: q2a-tests: NameError: ",
+    # The kernel ignores the interrupt, so the test cells queued behind the loop time out too.
+    "ignores_interrupt": "your q2 answer cell timed out after 4 s; then: q2a-tests: ",
+    "memory_bomb": "your q2 answer cell hit the memory limit (MemoryError); the tests then failed with: "
+                   "q2a-tests: NameError: ",
+    "output_flood": "your q2 answer cell was interrupted for printing past the output limit; the tests then "
+                    "failed with: q2a-tests: NameError: ",
+    "kernel_exits": "the kernel died while your q2 answer cell ran (the code exited, crashed or was killed); "
+                    "then: q2a-tests: not run because the kernel died earlier",
+    "kernel_killed": "the kernel died while your q2 answer cell ran (the code exited, crashed or was killed); "
+                     "then: q2a-tests: not run because the kernel died earlier",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANSWER_CELL_FEEDBACK))
+def test_answer_cell_failure_leads_feedback(corpus, name):
+    row = corpus["rows"][name]
+    assert _question(row, "q2")["feedback"].startswith(ANSWER_CELL_FEEDBACK[name])
+    assert _question(row, "q1")["feedback"] == "all tests passed"
 
 
 def test_cheats_earn_nothing(corpus):
@@ -343,14 +429,18 @@ def test_feedback_shows_points(corpus):
     feedback = nbformat.read(corpus["feedback"] / "fakes_passed.ipynb", as_version=4)
     summary = feedback.cells[0].source
     assert "| q1 | 0 / 3 | failed |" in summary
-    assert "| q3 | awaiting grader |" in summary
+    assert "| q3 | unanswered | unanswered | written answer left as the exercise's template text |" in summary
     assert "unweighted mean" in summary
+    summary = nbformat.read(corpus["feedback"] / "deletes_files.ipynb", as_version=4).cells[0].source
+    assert "| q3 | awaiting grader | awaiting-grader |" in summary
+    summary = nbformat.read(corpus["feedback"] / "infinite_loop.ipynb", as_version=4).cells[0].source
+    assert "| q2 | 0 / 3 | failed | your q2 answer cell timed out after 4 s;" in summary
 
 
 def test_summary_counts_statuses(corpus):
     summary = format_summary(corpus["report"])
     assert "kernel-died 3" in summary
-    assert "invalid-file 4" in summary
+    assert "invalid-file 3" in summary
     assert "distribution:" in summary
 
 
@@ -361,7 +451,12 @@ def test_csv_export_sorted(corpus, tmp_path):
         rows = list(csv.DictReader(handle))
     assert count == len(rows) == len(corpus["paths"])
     assert [r["submission_id"] for r in rows] == sorted(corpus["paths"])
-    assert {r["q3"] for r in rows} == {"awaiting grader"}
+    q3 = {r["submission_id"]: r["q3"] for r in rows}
+    assert q3.pop("deletes_files") == "awaiting grader"
+    for name in NOT_RUN_SUBMISSIONS:
+        assert q3.pop(name) == "not run", name
+    assert set(q3.values()) == {"unanswered"}
+    assert {r["q1"] for r in rows if r["submission_id"] in NOT_RUN_SUBMISSIONS} == {"0"}
 
 
 # ---------------------------------------------------------------- re-runs, kill and resume, --jobs
@@ -383,6 +478,13 @@ def test_rerun_skips_unchanged(tmp_path):
 
     report, _ = _grade(EX01, EX01_SOLUTION, [first], tmp_path, jobs=1, force=True)
     assert [r.submission_id for r in report.graded] == ["alice"]
+
+
+def test_missing_path_rejected(tmp_path):
+    present = _write(nbformat.read(EX01_SOLUTION, as_version=4), tmp_path / "alice.ipynb")
+    with pytest.raises(ValueError, match=r"^no such file or folder: .*bob\.ipynb$"):
+        grade_batch(EX01, EX01_SOLUTION, [present, tmp_path / "bob.ipynb"], tmp_path / "g.sqlite", progress=None)
+    assert not (tmp_path / "g.sqlite").exists()
 
 
 def test_duplicate_ids_rejected(tmp_path):
@@ -477,3 +579,33 @@ def test_cli_batch_summary_and_csv(tmp_path, capsys):
 
     assert main(arguments) == 0
     assert "skipped 2 unchanged" in capsys.readouterr().err
+
+
+def test_cli_rejects_missing_paths(tmp_path, capsys):
+    from fedmed_lab.cli import main
+
+    present = _write(nbformat.read(EX01_SOLUTION, as_version=4), tmp_path / "alice.ipynb")
+    pattern, folder = tmp_path / "nofolder" / "*.ipynb", tmp_path / "nofolder"
+    gradebook = tmp_path / "g.sqlite"
+    arguments = ["grade", EX01, str(pattern), str(present), str(folder), "--solutions-dir", str(ROOT / "solutions"),
+                 "--gradebook", str(gradebook)]
+    assert main(arguments) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert f"cannot grade: no such file or folder: {pattern} (the shell left this pattern unexpanded because no " \
+           "file matches it)" in errors
+    assert f"cannot grade: no such file or folder: {folder}" in errors
+    assert not gradebook.exists()
+
+
+def test_cli_rejects_empty_folder(tmp_path, capsys):
+    from fedmed_lab.cli import main
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a notebook", encoding="utf-8")
+    gradebook = tmp_path / "g.sqlite"
+    arguments = ["grade", EX01, str(folder), "--solutions-dir", str(ROOT / "solutions"), "--gradebook", str(gradebook)]
+    assert main(arguments) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert f"cannot grade: no submissions found in {folder} (it contains no .ipynb file)" in errors
+    assert not gradebook.exists()

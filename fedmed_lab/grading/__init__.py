@@ -7,10 +7,10 @@
 - :mod:`fedmed_lab.grading.batch`: grade many submissions in parallel, resuming where a batch stopped.
 """
 
-from fedmed_lab.grading.batch import BatchReport, format_summary, grade_batch
+from fedmed_lab.grading.batch import BatchReport, collect_submissions, format_summary, grade_batch
 from fedmed_lab.grading.gradebook import Gradebook
 from fedmed_lab.grading.runner import Limits
 from fedmed_lab.grading.scoring import GRADER_VERSION, GradeJob, QuestionResult, SubmissionResult, grade_submission
 
 __all__ = ["GRADER_VERSION", "BatchReport", "GradeJob", "Gradebook", "Limits", "QuestionResult",
-           "SubmissionResult", "format_summary", "grade_batch", "grade_submission"]
+           "SubmissionResult", "collect_submissions", "format_summary", "grade_batch", "grade_submission"]

@@ -53,6 +53,38 @@ def find_duplicate_ids(paths: list[Path]) -> list[str]:
     return sorted(name for name, count in counts.items() if count > 1)
 
 
+def collect_submissions(arguments: list[str | Path]) -> list[Path]:
+    """Expand the submission arguments of a batch into notebook paths, a folder into its ``.ipynb`` files.
+
+    Raises ValueError, with one line per problem, when an argument does not
+    exist (an unexpanded shell pattern such as ``dir/*.ipynb`` included) or
+    names a folder without any ``.ipynb`` file.
+    """
+    paths: list[Path] = []
+    problems: list[str] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(path.glob("*.ipynb"))
+            if not found:
+                problems.append(f"no submissions found in {path} (it contains no .ipynb file)")
+            paths.extend(found)
+        elif path.exists():
+            paths.append(path)
+        else:
+            problems.append(_missing_path_problem(path))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return paths
+
+
+def _missing_path_problem(path: Path) -> str:
+    problem = f"no such file or folder: {path}"
+    if any(character in str(path) for character in "*?["):
+        problem += " (the shell left this pattern unexpanded because no file matches it)"
+    return problem
+
+
 def source_hash(solution_path: Path, seed: int) -> str:
     """Hash what a grade depends on besides the submission: the solution, the seed and the grader version."""
     digest = hashlib.sha256(Path(solution_path).read_bytes())
@@ -83,12 +115,18 @@ def grade_batch(exercise: str, solution_path: Path, submissions: list[Path], gra
     Raises ValueError when two submissions share an id (the file name
     without extension), because the gradebook keeps one row per id, and
     ExerciseFormatError (a ValueError) when the solution notebook is invalid.
+    Raises ValueError, naming each one, when a submission path does not
+    exist; nothing is written to the gradebook then. A file that exists
+    but cannot be read as a notebook is graded with status ``invalid-file``.
     """
     read_spec(nbformat.read(solution_path, as_version=4))
     duplicates = find_duplicate_ids(submissions)
     if duplicates:
         raise ValueError(f"submissions must have distinct file names; more than one file is named "
                          f"{', '.join(duplicates)}")
+    missing = [Path(path) for path in submissions if not Path(path).exists()]
+    if missing:
+        raise ValueError("\n".join(_missing_path_problem(path) for path in missing))
     source = source_hash(solution_path, seed)
     report = BatchReport()
     pending: list[GradeJob] = []
@@ -151,7 +189,8 @@ def format_summary(report: BatchReport) -> str:
     lines = [f"graded {len(report.graded)}, skipped {len(report.skipped)} unchanged; "
              f"{len(report.statuses)} submission(s) in this batch"]
     counts = Counter(report.statuses.values())
-    lines.append("status: " + ", ".join(f"{status} {count}" for status, count in sorted(counts.items())))
+    lines.append("status: " + (", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+                               or "no submissions"))
     scores = sorted(report.scores.values())
     if scores:
         lines.append(f"autograded score: min {scores[0]:.0%}, median {statistics.median(scores):.0%}, "

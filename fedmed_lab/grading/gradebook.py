@@ -3,9 +3,10 @@
 One row per (exercise, submission id) in ``submissions`` and one per
 question in ``questions``. Each submission is written in its own
 transaction, so a batch killed midway keeps every result finished before
-the kill. Manual questions are stored with ``points`` NULL and status
-``awaiting-grader``, never as zero, with the student's written answer in
-``answer_text`` for the grader to read.
+the kill. Manual questions are stored with ``points`` NULL, never as zero,
+and the student's written answer in ``answer_text``. Their status is
+``awaiting-grader`` for a real answer, ``unanswered`` for an empty answer or
+the untouched template text, and ``not-run`` when the submission never ran.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import datetime
 import sqlite3
 from pathlib import Path
 
-from fedmed_lab.grading.scoring import AWAITING, GRADER_VERSION, SubmissionResult
+from fedmed_lab.grading.scoring import GRADER_VERSION, SubmissionResult, unscored_label
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -108,7 +109,8 @@ class Gradebook:
         """Write the exercise's grades as CSV, one row per submission sorted by id; return the row count.
 
         Columns: submission_id, status, points, max_points, one column per
-        question (points, or "awaiting grader"), message. Timing columns are
+        question (points, or for a written question "awaiting grader",
+        "unanswered" or "not run"), message. Timing columns are
         left out so the file is the same for the same grades.
         """
         rows = self.rows(exercise)
@@ -125,10 +127,8 @@ class Gradebook:
                     q = by_question.get(question)
                     if q is None:
                         cells.append("")
-                    elif q["status"] == AWAITING:
-                        cells.append("awaiting grader")
                     else:
-                        cells.append(f"{q['points']:g}")
+                        cells.append(unscored_label(q["points"], q["status"]) or f"{q['points']:g}")
                 writer.writerow([row["submission_id"], exercise, row["status"], f"{row['points']:g}",
                                  f"{row['max_points']:g}", *cells, row["message"]])
         return len(rows)

@@ -70,6 +70,7 @@ class ExecutionReport:
 
     records: dict[str, list[dict]] = field(default_factory=dict)
     timed_out_cells: list[str] = field(default_factory=list)
+    cell_timeouts: dict[str, float] = field(default_factory=dict)
     completed_cells: set[str] = field(default_factory=set)
     memory_error_cells: list[str] = field(default_factory=list)
     output_limited: bool = False
@@ -235,6 +236,8 @@ class LimitedClient(NotebookClient):
         self.cell_messages_over_budget = 0
         self.output_interrupted_cells: list[str] = []
         self.timed_out_cells: list[str] = []
+        # Seconds each timed-out cell was allowed, which is less than the cell limit near the total limit.
+        self.cell_timeouts: dict[str, float] = {}
 
     def output(self, outs, msg, display_id, cell_index):
         size = len(json.dumps(msg.get("content", {}), default=str))
@@ -268,6 +271,7 @@ class LimitedClient(NotebookClient):
     async def _async_handle_timeout(self, timeout, cell=None):
         if cell is not None:
             self.timed_out_cells.append(cell.get("id", "?"))
+            self.cell_timeouts[cell.get("id", "?")] = float(timeout)
         return await super()._async_handle_timeout(timeout, cell)
 
 
@@ -315,6 +319,7 @@ async def _run_cells(client: LimitedClient, notebook, limits: Limits, report: Ex
                 # The kernel ignored the interrupt; releasing the slot kills it.
                 report.total_timeout_at = cell.id
                 report.timed_out_cells.append(cell.id)
+                report.cell_timeouts.setdefault(cell.id, float(client.timeout))
                 return
             report.completed_cells.add(cell.id)
             if _has_memory_error(cell):
@@ -349,6 +354,7 @@ def execute(notebook, slot: KernelSlot, slots: KernelSlots, results_path: Path, 
     slots.loop.run_until_complete(_run_cells(client, notebook, limits, report))
     report.seconds = time.monotonic() - start
     report.timed_out_cells.extend(client.timed_out_cells)
+    report.cell_timeouts = {**client.cell_timeouts, **report.cell_timeouts}
     report.output_limited = client.output_limited
     report.output_interrupted_cells = list(client.output_interrupted_cells)
     report.records = read_records(results_path, token)

@@ -29,8 +29,10 @@ from fedmed_lab.exercises import (
     HIDDEN_BEGIN,
     HIDDEN_END,
     HIDDEN_PLACEHOLDER,
+    MANUAL_ANSWER_TAG,
     TESTS_TAG,
     ExerciseSpec,
+    cell_info,
     cell_tags,
     read_spec,
     split_marked,
@@ -39,18 +41,24 @@ from fedmed_lab.exercises import (
 from fedmed_lab.grading import runner
 from fedmed_lab.grading.submission import ROLE_KEY, SubmissionProblem, assemble, read_submission
 
-GRADER_VERSION = f"fedmed-lab {fedmed_lab.__version__} grader 1"
+GRADER_VERSION = f"fedmed-lab {fedmed_lab.__version__} grader 2"
 DEFAULT_SEED = 2024
 
-# Question statuses.
+# Question statuses. A written (manual) question is ``awaiting-grader`` only
+# when it contains a real answer: ``unanswered`` when its text is empty or still
+# the exercise's template text, ``not-run`` when the submission never ran.
 PASSED, PARTIAL, FAILED, NOT_RUN, AWAITING = "passed", "partial", "failed", "not-run", "awaiting-grader"
+UNANSWERED = "unanswered"
+
+# Labels that the CSV and the feedback table show for a question without points.
+UNSCORED_LABELS = {AWAITING: "awaiting grader", UNANSWERED: "unanswered", NOT_RUN: "not run"}
 
 REDACTED = "[output removed by the grader: it contained test code]"
 
 
 @dataclass
 class QuestionResult:
-    """Points and feedback for one question; ``points`` is None while a manual question awaits a grader."""
+    """Points and feedback for one question; ``points`` is None for a written question, which no test scores."""
 
     question: str
     points: float | None
@@ -80,7 +88,7 @@ class SubmissionResult:
     @property
     def max_points(self) -> float:
         """Points of the autograded questions; manual ones are added once a grader scores them."""
-        return sum(q.max_points for q in self.questions if q.status != AWAITING)
+        return sum(q.max_points for q in self.questions if q.points is not None)
 
     @property
     def awaiting(self) -> list[str]:
@@ -130,17 +138,30 @@ def solution_imports(solution) -> str:
     return "\n".join(statements)
 
 
+def written_templates(solution) -> dict[str, str]:
+    """Return the template text of each written question: its manual-answer cell as the exercise ships it."""
+    return {cell_info(cell)["question"]: cell.source for cell in solution.cells
+            if MANUAL_ANSWER_TAG in cell_tags(cell)}
+
+
 def redact(text: str, secret: list[str]) -> str:
     """Return ``text``, or a notice in its place when it contains a line of hidden test code."""
     return REDACTED if any(line in text for line in secret) else text
+
+
+def unscored_label(points: float | None, status: str) -> str:
+    """Return how a question without points reads in the CSV and the feedback table, or "" when it has points."""
+    if points is not None:
+        return ""
+    return UNSCORED_LABELS.get(status, status)
 
 
 def _unrun_questions(spec: ExerciseSpec, message: str) -> list[QuestionResult]:
     results = []
     for question in spec.questions:
         if question in spec.manual_questions:
-            results.append(QuestionResult(question, None, spec.max_points(question), AWAITING,
-                                          "written answer: awaiting a grader"))
+            results.append(QuestionResult(question, None, spec.max_points(question), NOT_RUN,
+                                          f"written answer not read because the submission was not run: {message}"))
         else:
             results.append(QuestionResult(question, 0.0, spec.max_points(question), NOT_RUN, message))
     return results
@@ -175,16 +196,70 @@ def _test_outcome(test, report: runner.ExecutionReport, cell_id: str | None, sec
     return False, redact(f"{test.cell_id}: {detail}", secret)
 
 
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def score_written_answer(question: str, max_points: float, answer_text: str, template: str,
+                         missing: bool) -> QuestionResult:
+    """Return a written question's result: ``awaiting-grader`` for a real answer, else ``unanswered``.
+
+    An answer is unanswered when it is empty or, ignoring whitespace, still
+    the template text the exercise notebook gave the student. Neither case
+    gets points here: a grader scores the question.
+    """
+    if missing:
+        feedback = "written answer missing (the answer cell was deleted or retyped)"
+    elif not answer_text.strip():
+        feedback = "written answer left empty"
+    elif _normalized(answer_text) == _normalized(template):
+        feedback = "written answer left as the exercise's template text"
+    else:
+        return QuestionResult(question, None, max_points, AWAITING, "written answer: awaiting a grader",
+                              answer_text=answer_text)
+    return QuestionResult(question, None, max_points, UNANSWERED, feedback, answer_text=answer_text)
+
+
+def answer_cell_problem(question: str, cells: list[tuple[str, str]], report: runner.ExecutionReport) -> str:
+    """Return what went wrong while the question's own code cells ran, or "" when they ran normally.
+
+    ``cells`` lists (cell id, role) of the answer cells and of the extra code
+    cells the student placed before them, in run order.
+    """
+    for cell_id, role in cells:
+        what = f"your {question} answer cell" if role == "answer" else f"a code cell you added before {question}"
+        if cell_id in report.output_interrupted_cells:
+            return f"{what} was interrupted for printing past the output limit"
+        if cell_id in report.timed_out_cells:
+            seconds = report.cell_timeouts.get(cell_id)
+            return f"{what} timed out after {seconds:g} s" if seconds is not None else f"{what} timed out"
+        if cell_id == report.kernel_died_at:
+            return f"the kernel died while {what} ran (the code exited, crashed or was killed)"
+        if cell_id in report.memory_error_cells:
+            return f"{what} hit the memory limit (MemoryError)"
+        if cell_id == report.total_timeout_at:
+            return f"the notebook reached its total time limit before {what} ran"
+    return ""
+
+
 def score_questions(spec: ExerciseSpec, report: runner.ExecutionReport, test_cell_ids: dict[str, str],
-                    missing: list[str], secret: list[str]) -> list[QuestionResult]:
-    """Score every question on its own from the recorded test results."""
+                    missing: list[str], secret: list[str], *, written_answers: dict[str, str] | None = None,
+                    templates: dict[str, str] | None = None,
+                    answer_cells: dict[str, list[tuple[str, str]]] | None = None) -> list[QuestionResult]:
+    """Score every question on its own from the recorded test results.
+
+    ``written_answers`` and ``templates`` map each written question to the
+    student's text and the exercise's template text. ``answer_cells`` maps
+    each autograded question to its code cells as (cell id, role), so a
+    timeout, memory error or kernel death in them leads its feedback.
+    """
+    written_answers, templates, answer_cells = written_answers or {}, templates or {}, answer_cells or {}
     results = []
     for question in spec.questions:
         if question in spec.manual_questions:
-            feedback = "written answer: awaiting a grader"
-            if question in missing:
-                feedback = "written answer missing (the answer cell was deleted or retyped); awaiting a grader"
-            results.append(QuestionResult(question, None, spec.max_points(question), AWAITING, feedback))
+            results.append(score_written_answer(question, spec.max_points(question),
+                                                written_answers.get(question, ""), templates.get(question, ""),
+                                                question in missing))
             continue
         points, messages, outcomes = 0.0, [], {}
         tests = [t for t in spec.tests if t.question == question]
@@ -205,8 +280,14 @@ def score_questions(spec: ExerciseSpec, report: runner.ExecutionReport, test_cel
             status = FAILED
         if question in missing:
             messages.insert(0, f"no answer cell for {question} was found")
-        results.append(QuestionResult(question, points, max_points, status,
-                                      "; ".join(messages) if messages else "all tests passed", outcomes))
+        feedback = "; ".join(messages) if messages else "all tests passed"
+        problem = answer_cell_problem(question, answer_cells.get(question, []), report)
+        if problem and messages:
+            ran = any(report.records.get(t.cell_id) for t in tests)
+            feedback = f"{problem}; " + ("the tests then failed with: " if ran else "then: ") + feedback
+        elif problem:
+            feedback = f"{problem}; all tests passed all the same"
+        results.append(QuestionResult(question, points, max_points, status, feedback, outcomes))
     return results
 
 
@@ -237,7 +318,7 @@ def feedback_notebook(executed, spec: ExerciseSpec, result: SubmissionResult, se
     tests = {t.cell_id: t for t in spec.tests}
     rows = ["| question | points | status | feedback |", "|---|---|---|---|"]
     for q in result.questions:
-        points = "awaiting grader" if q.points is None else f"{q.points:g} / {q.max_points:g}"
+        points = unscored_label(q.points, q.status) or f"{q.points:g} / {q.max_points:g}"
         rows.append(f"| {q.question} | {points} | {q.status} | {q.feedback.replace('|', '/')} |")
     summary = [f"# Feedback: {spec.name}, submission {result.submission_id}", "",
                f"Status: **{result.status}**. Autograded points: **{result.points:g} of {result.max_points:g}** "
@@ -304,12 +385,17 @@ def _grade_readable(job: GradeJob, data: bytes, solution, spec: ExerciseSpec) ->
                      if cell.metadata.get(ROLE_KEY, {}).get("role") == "test"}
     status, message = submission_status(report)
     message = "; ".join(part for part in [message, *assembled.notes] if part)
-    questions = score_questions(spec, report, test_cell_ids, assembled.missing_answers, secret)
-    for question in questions:
-        if question.status == AWAITING:
-            question.answer_text = "\n\n".join(
-                cell.source for cell in assembled.notebook.cells
-                if cell.metadata.get(ROLE_KEY, {}) == {"role": "manual-answer", "question": question.question})
+    written: dict[str, list[str]] = {}
+    answer_cells: dict[str, list[tuple[str, str]]] = {}
+    for cell in assembled.notebook.cells:
+        role = cell.metadata.get(ROLE_KEY, {})
+        if role.get("role") == "manual-answer":
+            written.setdefault(role["question"], []).append(cell.source)
+        elif role.get("role") in ("answer", "extra"):
+            answer_cells.setdefault(role["question"], []).append((cell.id, role["role"]))
+    questions = score_questions(spec, report, test_cell_ids, assembled.missing_answers, secret,
+                                written_answers={q: "\n\n".join(texts) for q, texts in written.items()},
+                                templates=written_templates(solution), answer_cells=answer_cells)
     result = SubmissionResult(job.submission_id, job.exercise, job.content_hash, status, message, questions)
 
     if job.feedback_dir:
