@@ -265,9 +265,9 @@ def measured_false_alarm_rate(alerts: object) -> tuple[float, float]:
 
     The standard error is ``sqrt(max(p * (1 - p), 1 / m) / m)`` for a share ``p``
     of ``m`` periods. The floor on ``p * (1 - p)`` keeps it above zero when no
-    period (or every period) raised an alert: a share of 0 is reported with the
-    error of one alert in ``m`` periods, ``1 / m``, rather than with the
-    certainty the unfloored formula would claim.
+    period, or every period, raised an alert. A share of 0 is then reported
+    with the error of one alert in ``m`` periods, ``1 / m``, because the
+    unfloored formula would return 0 and claim certainty.
 
     Parameters
     ----------
