@@ -263,10 +263,26 @@ def psi_threshold(n_reference: float, n_current: float, num_bins: int, *, false_
 def measured_false_alarm_rate(alerts: object) -> tuple[float, float]:
     """Return the share of alerts over stable periods and its binomial standard error.
 
+    The standard error is ``sqrt(max(p * (1 - p), 1 / m) / m)`` for a share ``p``
+    of ``m`` periods. The floor on ``p * (1 - p)`` keeps it above zero when no
+    period, or every period, raised an alert. A share of 0 is then reported
+    with the error of one alert in ``m`` periods, ``1 / m``, because the
+    unfloored formula would return 0 and claim certainty.
+
     Parameters
     ----------
     alerts : array of bool
         One entry per stable site-month (or per stable period and seed).
+
+    Returns
+    -------
+    tuple of float
+        ``(share, standard_error)``.
+
+    Raises
+    ------
+    ValueError
+        If ``alerts`` is empty.
     """
     alerts = np.asarray(alerts, dtype=bool).ravel()
     if alerts.size == 0:
