@@ -14,7 +14,6 @@ import pytest
 
 from fedmed_lab.flower_app.central_dp import (
     central_dp_round,
-    clip_to_norm,
     flower_effective_noise_multiplier,
     flower_noise_std,
     weighted_sensitivity,
@@ -30,6 +29,7 @@ from fedmed_lab.flower_app.server_app import read_result, read_round_seconds
 from fedmed_lab.flower_app.sockets import SocketWatcher, is_loopback_address, listening_sockets
 from fedmed_lab.flower_app.task import CapstoneTask, make_hospitals, run_course_simulator
 from fedmed_lab.aggregation import weighted_average
+from fedmed_lab.privacy import clip_update
 
 pytestmark = pytest.mark.flower
 
@@ -118,7 +118,7 @@ def test_flower_dp_clipping_equal_weights_matches_course(first_round_updates):
 def test_flower_dp_clipping_weighted_is_sample_weighted(first_round_updates):
     start, params, sizes = first_round_updates
     flower = flower_dp_aggregate(start, params, sizes, clipping_norm=0.35, noise_multiplier=0.0)
-    expected = start + weighted_average([clip_to_norm(p - start, clipping_norm=0.35) for p in params], sizes)
+    expected = start + weighted_average([clip_update(p - start, clipping_norm=0.35) for p in params], sizes)
     equal_weights = central_dp_round(start, params, clipping_norm=0.35, noise_multiplier=0.0,
                                      rng=np.random.default_rng(0))
     assert np.max(np.abs(flower - expected)) < 1e-12
