@@ -72,11 +72,22 @@ def _ipc_kernel_manager(socket_dir: str):
     """Return an unstarted course kernel manager that talks over IPC sockets in ``socket_dir``.
 
     With IPC the kernel opens no TCP port at all, and ipykernel does not warn
-    about unencrypted TCP traffic on every start.
+    about unencrypted TCP traffic on every start. nbclient does not shut down
+    a kernel whose manager it was given, so callers pass the manager to
+    :func:`_shutdown` when the notebook has run.
     """
-    from jupyter_client import AsyncKernelManager
+    from jupyter_client import KernelManager
 
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(socket_dir, "kernel"))
+    return KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(socket_dir, "kernel"))
+
+
+def _shutdown(manager, socket_dir: str) -> None:
+    """Stop the manager's kernel, if it started, and delete its socket folder."""
+    try:
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> NotebookResult:
@@ -86,6 +97,7 @@ def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CEL
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     socket_dir = tempfile.mkdtemp(prefix="fedmed-kernel-")
+    manager = _ipc_kernel_manager(socket_dir)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -95,7 +107,7 @@ def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CEL
             cwd=str(source.parent),
             progress_bar=False,
             execution_timeout=cell_timeout,
-            km=_ipc_kernel_manager(socket_dir),
+            km=manager,
         )
     except PapermillExecutionError:
         seconds = time.perf_counter() - start
@@ -106,7 +118,7 @@ def execute_one(source: Path, destination: Path, cell_timeout: int = DEFAULT_CEL
         logger.error("notebook %s could not be executed: %s", source.name, error)
         return NotebookResult(source.name, "error", seconds, error=f"{type(error).__name__}: {error}")
     finally:
-        shutil.rmtree(socket_dir, ignore_errors=True)
+        _shutdown(manager, socket_dir)
     seconds = time.perf_counter() - start
     executed = nbformat.read(destination, as_version=4)
     return NotebookResult(source.name, "ok", seconds, headline=read_headline(executed))
@@ -147,9 +159,10 @@ def execute_in_place(path: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> No
 
     notebook = nbformat.read(path, as_version=4)
     socket_dir = tempfile.mkdtemp(prefix="fedmed-kernel-")
+    manager = _ipc_kernel_manager(socket_dir)
     client = NotebookClient(
         notebook,
-        km=_ipc_kernel_manager(socket_dir),
+        km=manager,
         kernel_name=KERNEL_NAME,
         timeout=cell_timeout,
         resources={"metadata": {"path": str(Path(path).parent)}},
@@ -159,7 +172,7 @@ def execute_in_place(path: Path, cell_timeout: int = DEFAULT_CELL_TIMEOUT) -> No
     try:
         client.execute()
     finally:
-        shutil.rmtree(socket_dir, ignore_errors=True)
+        _shutdown(manager, socket_dir)
     notebook.metadata.pop("papermill", None)
     notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (fedmed-lab)", "language": "python"}
     for cell in notebook.cells:

@@ -1,6 +1,7 @@
 """fedmed-lab run-course and execute-notebooks, on real kernels."""
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from fedmed_lab.course import execute_in_place, find_chapter_notebooks
+from fedmed_lab.course import execute_in_place, execute_one, find_chapter_notebooks
 
 pytestmark = pytest.mark.notebooks
 
@@ -86,3 +87,16 @@ def test_every_chapter_declares_one_headline():
         notebook = nbformat.read(path, as_version=4)
         tagged = [c for c in notebook.cells if "headline" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{path.name} has {len(tagged)} cells tagged 'headline'"
+
+
+def test_kernel_stopped_after_notebook(tmp_path):
+    write_notebook(tmp_path / "01_pid.ipynb", ["import os\nprint(os.getpid())"])
+    result = execute_one(tmp_path / "01_pid.ipynb", tmp_path / "out" / "01_pid.ipynb")
+    assert result.status == "ok"
+
+    executed = nbformat.read(tmp_path / "out" / "01_pid.ipynb", as_version=4)
+    kernel_pid = int(executed.cells[0].outputs[0]["text"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{kernel_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{kernel_pid}").exists(), "the notebook's kernel outlived its run"
