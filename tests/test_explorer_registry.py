@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedmed_lab.explorer_registry import EXPLORERS, expected_readout
+from fedmed_lab.explorer_registry import EXPLORERS, ExplorerSpec, expected_readout
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -57,9 +57,10 @@ def test_registry_sliders_match_stored_widget(name):
     assert sorted(sliders) == sorted(EXPLORERS[name].sliders)
 
 
-def test_registry_rejects_entry_without_readout():
+def test_registry_rejects_entry_without_readout(monkeypatch):
+    monkeypatch.setitem(EXPLORERS, "99_no_readout", ExplorerSpec(sliders=("x",), readout=None))
     with pytest.raises(ValueError, match="no readout function"):
-        expected_readout("02_data_stays_home", {})
+        expected_readout("99_no_readout", {"x": 1})
 
 
 def test_registry_rejects_missing_slider():
